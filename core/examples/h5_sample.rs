@@ -27,6 +27,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     t.push_u32("u32", (0..n as u32).collect());
     t.push_u16("u16", (0..n).map(|i| (i % 65535) as u16).collect());
     t.push_bool("flag", (0..n).map(|i| i % 2 == 0).collect());
+    t.push_strings(
+        "name",
+        (0..n).map(|i| format!("tel_{:03}", i % 1000)).collect(),
+    );
+    t.push_array(
+        "xyz",
+        3,
+        ColumnData::F64((0..3 * n).map(|i| i as f64 * 0.125).collect()),
+    );
+    t.push_array(
+        "tels",
+        4,
+        ColumnData::Bool((0..4 * n).map(|i| i % 3 == 0).collect()),
+    );
     t.set_unit("f64", "mm").set_description("f64", "a length");
     let mut w = H5Writer::new();
     w.write_table("/dl1/table", &t)?;

@@ -132,10 +132,33 @@ pub enum ColumnData {
     U16(Vec<u16>),
     /// Booleans, stored as u8 0/1 (HDF5 has no boolean class; PyTables stores bool as u8 too).
     Bool(Vec<bool>),
+    /// Fixed-length strings of `width` bytes, null-padded (numpy's `S<width>`, PyTables'
+    /// `StringCol`): h5py reads them as `bytes`. A value longer than `width` is an error when the
+    /// table is written.
+    Str {
+        /// Bytes per value.
+        width: usize,
+        /// One value per row.
+        values: Vec<String>,
+    },
+    /// A fixed-length array per row (an HDF5 array member: numpy's `(f8, (len,))`), as ctapipe's
+    /// per-telescope flags. `data` is a flat scalar column of `rows x len` values, row-major.
+    Array {
+        /// Elements per row.
+        len: usize,
+        /// The elements (a scalar column type).
+        data: Box<ColumnData>,
+    },
 }
 
 impl ColumnData {
-    fn len(&self) -> usize {
+    /// A fixed-length string column whose width is the longest value (at least 1 byte).
+    pub fn strings(values: Vec<String>) -> Self {
+        let width = values.iter().map(String::len).max().unwrap_or(0).max(1);
+        ColumnData::Str { width, values }
+    }
+    /// Number of elements (for an array column: of scalar elements, not rows).
+    fn elements(&self) -> usize {
         match self {
             ColumnData::F64(v) => v.len(),
             ColumnData::F32(v) => v.len(),
@@ -146,6 +169,15 @@ impl ColumnData {
             ColumnData::U32(v) => v.len(),
             ColumnData::U16(v) => v.len(),
             ColumnData::Bool(v) => v.len(),
+            ColumnData::Str { values, .. } => values.len(),
+            ColumnData::Array { data, .. } => data.elements(),
+        }
+    }
+    /// Number of rows.
+    fn len(&self) -> usize {
+        match self {
+            ColumnData::Array { len, data } => data.elements() / (*len).max(1),
+            other => other.elements(),
         }
     }
     fn width(&self) -> usize {
@@ -154,6 +186,8 @@ impl ColumnData {
             ColumnData::F32(_) | ColumnData::I32(_) | ColumnData::U32(_) => 4,
             ColumnData::I16(_) | ColumnData::U16(_) => 2,
             ColumnData::Bool(_) => 1,
+            ColumnData::Str { width, .. } => *width,
+            ColumnData::Array { len, data } => len * data.width(),
         }
     }
     fn datatype(&self) -> Datatype {
@@ -167,8 +201,50 @@ impl ColumnData {
             ColumnData::U32(_) => hdf5_pure::make_u32_type(),
             ColumnData::U16(_) => hdf5_pure::make_u16_type(),
             ColumnData::Bool(_) => hdf5_pure::make_u8_type(),
+            ColumnData::Str { width, values } => Datatype::String {
+                size: *width as u32,
+                padding: hdf5_pure::StringPadding::NullPad,
+                charset: if values.iter().all(|v| v.is_ascii()) {
+                    hdf5_pure::CharacterSet::Ascii
+                } else {
+                    hdf5_pure::CharacterSet::Utf8
+                },
+            },
+            ColumnData::Array { len, data } => Datatype::Array {
+                base_type: Box::new(data.datatype()),
+                dimensions: vec![*len as u32],
+            },
         }
     }
+    /// Why this column cannot be written, if it cannot.
+    fn check(&self) -> Option<String> {
+        match self {
+            ColumnData::Str { width, values } => {
+                values.iter().position(|v| v.len() > *width).map(|r| {
+                    format!(
+                        "row {r}: string of {} bytes in a {width}-byte column",
+                        values[r].len()
+                    )
+                })
+            }
+            ColumnData::Array { len, data } => {
+                if *len == 0 {
+                    Some("array column of length 0".into())
+                } else if matches!(**data, ColumnData::Array { .. } | ColumnData::Str { .. }) {
+                    Some("array columns hold numbers or booleans".into())
+                } else if data.elements() % len != 0 {
+                    Some(format!(
+                        "array column has {} elements, not a multiple of its length {len}",
+                        data.elements()
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+    /// Append the element at `index` (for scalar columns, the row).
     fn write_row(&self, row: usize, out: &mut Vec<u8>) {
         match self {
             ColumnData::F64(v) => out.extend_from_slice(&v[row].to_le_bytes()),
@@ -180,6 +256,16 @@ impl ColumnData {
             ColumnData::U32(v) => out.extend_from_slice(&v[row].to_le_bytes()),
             ColumnData::U16(v) => out.extend_from_slice(&v[row].to_le_bytes()),
             ColumnData::Bool(v) => out.push(u8::from(v[row])),
+            ColumnData::Str { width, values } => {
+                let b = values[row].as_bytes();
+                out.extend_from_slice(b);
+                out.resize(out.len() + width - b.len(), 0);
+            }
+            ColumnData::Array { len, data } => {
+                for k in 0..*len {
+                    data.write_row(row * len + k, out);
+                }
+            }
         }
     }
 }
@@ -234,6 +320,20 @@ impl Table {
     /// Add a boolean column.
     pub fn push_bool(&mut self, name: &str, data: Vec<bool>) -> &mut Self {
         self.push(name, ColumnData::Bool(data))
+    }
+    /// Add a fixed-length string column (width: the longest value).
+    pub fn push_strings(&mut self, name: &str, data: Vec<String>) -> &mut Self {
+        self.push(name, ColumnData::strings(data))
+    }
+    /// Add an array column: `len` values per row, `data` row-major.
+    pub fn push_array(&mut self, name: &str, len: usize, data: ColumnData) -> &mut Self {
+        self.push(
+            name,
+            ColumnData::Array {
+                len,
+                data: Box::new(data),
+            },
+        )
     }
     /// Record a column's unit (written as attribute `<column>_UNIT`, as ctapipe does).
     pub fn set_unit(&mut self, column: &str, unit: &str) -> &mut Self {
@@ -385,6 +485,16 @@ impl H5Writer {
             return Err(H5Error::Invalid {
                 path: path.into(),
                 message: "a table needs at least one column".into(),
+            });
+        }
+        if let Some((name, message)) = table
+            .columns
+            .iter()
+            .find_map(|(n, c)| c.check().map(|m| (n, m)))
+        {
+            return Err(H5Error::Invalid {
+                path: path.into(),
+                message: format!("column '{name}': {message}"),
             });
         }
         let mut builder = CompoundTypeBuilder::new();
@@ -683,34 +793,100 @@ impl H5Reader {
             })
     }
 
-    /// One column of a compound (table) dataset, as f64.
-    pub fn read_column_f64(&self, name: &str, column: &str) -> Result<Vec<f64>, H5Error> {
+    /// The raw rows of a table and where `column` sits in each: (bytes, row size, member).
+    fn table_column(
+        &self,
+        name: &str,
+        column: &str,
+    ) -> Result<(Vec<u8>, usize, hdf5_pure::CompoundMember), H5Error> {
         let ds = self.dataset(name)?;
-        let dt = ds.dtype().map_err(|e| self.err(name, e.to_string()))?;
-        let hdf5_pure::DType::Compound(fields) = dt else {
+        let dt = ds.datatype().map_err(|e| self.err(name, e.to_string()))?;
+        let Datatype::Compound { size, members } = dt else {
             return Err(self.err(name, "not a table (compound dataset)"));
         };
-        let raw = ds.read_raw().map_err(|e| self.err(name, e.to_string()))?;
-        let sizes: Vec<usize> = fields.iter().map(|(_, t)| dtype_size(t)).collect();
-        if sizes.contains(&0) {
-            return Err(self.err(name, "table has a column of unsupported type"));
-        }
-        let row: usize = sizes.iter().sum();
-        let idx = fields
-            .iter()
-            .position(|(n, _)| n == column)
+        let member = members
+            .into_iter()
+            .find(|m| m.name == column)
             .ok_or_else(|| self.err(name, format!("no column '{column}'")))?;
-        let offset: usize = sizes[..idx].iter().sum();
-        let ty = &fields[idx].1;
-        if row == 0 || raw.len() % row != 0 {
+        let row = size as usize;
+        let raw = ds.read_raw().map_err(|e| self.err(name, e.to_string()))?;
+        let end = member.byte_offset as usize + member.datatype.type_size() as usize;
+        if row == 0 || raw.len() % row != 0 || end > row {
             return Err(self.err(name, "table size is not a whole number of rows"));
         }
-        let mut out = Vec::with_capacity(raw.len() / row);
-        for chunk in raw.chunks_exact(row) {
-            let b = &chunk[offset..offset + sizes[idx]];
-            out.push(decode_le(ty, b).ok_or_else(|| self.err(name, "unsupported column type"))?);
+        Ok((raw, row, member))
+    }
+
+    /// One column of a compound (table) dataset, as f64.
+    pub fn read_column_f64(&self, name: &str, column: &str) -> Result<Vec<f64>, H5Error> {
+        let (raw, row, member) = self.table_column(name, column)?;
+        let off = member.byte_offset as usize;
+        let width = member.datatype.type_size() as usize;
+        raw.chunks_exact(row)
+            .map(|r| {
+                decode_number(&member.datatype, &r[off..off + width])
+                    .ok_or_else(|| self.err(name, format!("column '{column}' is not numeric")))
+            })
+            .collect()
+    }
+
+    /// A fixed-length string column of a table (trailing NULs and, for space-padded strings,
+    /// spaces removed).
+    pub fn read_column_strings(&self, name: &str, column: &str) -> Result<Vec<String>, H5Error> {
+        let (raw, row, member) = self.table_column(name, column)?;
+        let Datatype::String { size, padding, .. } = &member.datatype else {
+            return Err(self.err(
+                name,
+                format!("column '{column}' is not a fixed-length string"),
+            ));
+        };
+        let (off, width) = (member.byte_offset as usize, *size as usize);
+        raw.chunks_exact(row)
+            .map(|r| {
+                let b = &r[off..off + width];
+                let b = match b.iter().position(|&c| c == 0) {
+                    Some(n) => &b[..n],
+                    None => b,
+                };
+                let text = String::from_utf8(b.to_vec())
+                    .map_err(|_| self.err(name, format!("column '{column}' is not UTF-8")))?;
+                Ok(match padding {
+                    hdf5_pure::StringPadding::SpacePad => text.trim_end_matches(' ').to_string(),
+                    _ => text,
+                })
+            })
+            .collect()
+    }
+
+    /// An array column of a table, as f64: (elements per row, rows x elements row-major).
+    pub fn read_column_array_f64(
+        &self,
+        name: &str,
+        column: &str,
+    ) -> Result<(usize, Vec<f64>), H5Error> {
+        let (raw, row, member) = self.table_column(name, column)?;
+        let Datatype::Array {
+            base_type,
+            dimensions,
+        } = &member.datatype
+        else {
+            return Err(self.err(name, format!("column '{column}' is not an array column")));
+        };
+        let len: usize = dimensions.iter().map(|&d| d as usize).product();
+        let width = base_type.type_size() as usize;
+        let off = member.byte_offset as usize;
+        let mut out = Vec::with_capacity(raw.len() / row * len);
+        for r in raw.chunks_exact(row) {
+            for k in 0..len {
+                let b = &r[off + k * width..off + (k + 1) * width];
+                out.push(
+                    decode_number(base_type, b).ok_or_else(|| {
+                        self.err(name, format!("column '{column}' is not numeric"))
+                    })?,
+                );
+            }
         }
-        Ok(out)
+        Ok((len, out))
     }
 
     /// Names of the datasets directly in a group.
@@ -745,30 +921,43 @@ impl H5Reader {
     }
 }
 
-fn dtype_size(t: &hdf5_pure::DType) -> usize {
-    use hdf5_pure::DType as D;
-    match t {
-        D::F64 | D::I64 | D::U64 => 8,
-        D::F32 | D::I32 | D::U32 => 4,
-        D::I16 | D::U16 => 2,
-        D::I8 | D::U8 => 1,
-        _ => 0,
+/// A number stored as an HDF5 integer or IEEE float of 1-8 bytes, either byte order.
+fn decode_number(t: &Datatype, b: &[u8]) -> Option<f64> {
+    let (order, n) = match t {
+        Datatype::FixedPoint {
+            size, byte_order, ..
+        }
+        | Datatype::FloatingPoint {
+            size, byte_order, ..
+        } => (byte_order, *size as usize),
+        _ => return None,
+    };
+    if b.len() != n || n > 8 {
+        return None;
     }
-}
-
-fn decode_le(t: &hdf5_pure::DType, b: &[u8]) -> Option<f64> {
-    use hdf5_pure::DType as D;
+    let mut le = [0u8; 8];
+    le[..n].copy_from_slice(b);
+    match order {
+        hdf5_pure::DatatypeByteOrder::LittleEndian => {}
+        hdf5_pure::DatatypeByteOrder::BigEndian => le[..n].reverse(),
+        _ => return None,
+    }
+    let bits = u64::from_le_bytes(le);
     Some(match t {
-        D::F64 => f64::from_le_bytes(b.try_into().ok()?),
-        D::F32 => f64::from(f32::from_le_bytes(b.try_into().ok()?)),
-        D::I64 => i64::from_le_bytes(b.try_into().ok()?) as f64,
-        D::I32 => f64::from(i32::from_le_bytes(b.try_into().ok()?)),
-        D::I16 => f64::from(i16::from_le_bytes(b.try_into().ok()?)),
-        D::I8 => f64::from(i8::from_le_bytes(b.try_into().ok()?)),
-        D::U64 => u64::from_le_bytes(b.try_into().ok()?) as f64,
-        D::U32 => f64::from(u32::from_le_bytes(b.try_into().ok()?)),
-        D::U16 => f64::from(u16::from_le_bytes(b.try_into().ok()?)),
-        D::U8 => f64::from(b[0]),
+        Datatype::FloatingPoint { .. } => match n {
+            4 => f64::from(f32::from_bits(bits as u32)),
+            8 => f64::from_bits(bits),
+            _ => return None,
+        },
+        Datatype::FixedPoint { layout, .. } => {
+            if layout.signed {
+                // Sign-extend from n bytes.
+                let shift = 64 - 8 * n as u32;
+                (((bits << shift) as i64) >> shift) as f64
+            } else {
+                bits as f64
+            }
+        }
         _ => return None,
     })
 }
@@ -825,6 +1014,76 @@ mod tests {
         assert_eq!(tattrs.get("x_UNIT").and_then(|v| v.as_str()), Some("mm"));
         assert!(r.read_column_f64("/a/b/table", "nope").is_err());
         assert!(r.shape("/missing").is_err());
+    }
+
+    #[test]
+    fn string_and_array_columns_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.h5");
+        let mut t = Table::new();
+        t.push_i32("tel_id", vec![1, 2, 3]);
+        t.push_strings(
+            "name",
+            vec!["LST".into(), "MST".into(), "SST-1M-long".into()],
+        );
+        t.push_array(
+            "pos",
+            3,
+            ColumnData::F64(vec![1.0, 2.0, 3.0, -4.0, 5.5, 6.0, 7.0, 8.0, 9.25]),
+        );
+        t.push_array(
+            "flags",
+            2,
+            ColumnData::Bool(vec![true, false, false, false, true, true]),
+        );
+        t.push_f32("after", vec![0.5, 1.5, 2.5]);
+        let mut w = H5Writer::new();
+        w.write_table("/layout", &t).unwrap();
+        w.write(&path).unwrap();
+        let r = H5Reader::open(&path).unwrap();
+        assert_eq!(
+            r.read_column_strings("/layout", "name").unwrap(),
+            vec!["LST", "MST", "SST-1M-long"]
+        );
+        let (len, pos) = r.read_column_array_f64("/layout", "pos").unwrap();
+        assert_eq!(len, 3);
+        assert_eq!(pos, vec![1.0, 2.0, 3.0, -4.0, 5.5, 6.0, 7.0, 8.0, 9.25]);
+        let (len, flags) = r.read_column_array_f64("/layout", "flags").unwrap();
+        assert_eq!((len, flags), (2, vec![1.0, 0.0, 0.0, 0.0, 1.0, 1.0]));
+        // Columns after the string and array members are found at their offsets.
+        assert_eq!(
+            r.read_column_f64("/layout", "after").unwrap(),
+            vec![0.5, 1.5, 2.5]
+        );
+        assert_eq!(
+            r.read_column_f64("/layout", "tel_id").unwrap(),
+            vec![1.0, 2.0, 3.0]
+        );
+        assert!(r.read_column_f64("/layout", "name").is_err());
+        assert!(r.read_column_strings("/layout", "after").is_err());
+
+        // Wrong shapes and over-long strings are refused before anything is written.
+        let mut bad = Table::new();
+        bad.push_i32("a", vec![1, 2]);
+        bad.push_array("v", 3, ColumnData::F64(vec![1.0; 5]));
+        let e = H5Writer::new()
+            .write_table("/bad", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'v'"), "{e}");
+        let mut long = Table::new();
+        long.push(
+            "s",
+            ColumnData::Str {
+                width: 2,
+                values: vec!["abc".into()],
+            },
+        );
+        let e = H5Writer::new()
+            .write_table("/long", &long)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 0") && e.contains("3 bytes"), "{e}");
     }
 
     #[test]
