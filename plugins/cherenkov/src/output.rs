@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use caliper_core::h5::{AttrValue, Table};
+use caliper_core::h5::{AttrValue, ColumnData, Table};
 use caliper_core::plot::{Color, Colormap, Figure, regular_polygon};
 use caliper_core::{RunContext, RunError};
 
@@ -41,7 +41,7 @@ pub fn angular_separation(alt1: f64, az1: f64, alt2: f64, az2: f64) -> f64 {
 pub fn write_instrument(ctx: &RunContext, sub: &Subarray) -> Result<(), RunError> {
     let mut t = Table::new();
     let ids: Vec<u16> = sub.tels.keys().copied().collect();
-    t.push_i32("tel_id", ids.iter().map(|&i| i32::from(i)).collect());
+    t.push("tel_id", ColumnData::U16(ids));
     t.push_f64("pos_x", sub.tels.values().map(|s| s.position[0]).collect());
     t.push_f64("pos_y", sub.tels.values().map(|s| s.position[1]).collect());
     t.push_f64("pos_z", sub.tels.values().map(|s| s.position[2]).collect());
@@ -56,16 +56,46 @@ pub fn write_instrument(ctx: &RunContext, sub: &Subarray) -> Result<(), RunError
             .map(|s| s.geometry.n_pixels() as i32)
             .collect(),
     );
+    // ctapipe's layout columns (SubarrayDescription.to_table): name, type, camera_name,
+    // optics_name, camera_index, optics_index and tel_description ("<type>_<optics>_<camera>").
+    let parts: Vec<[String; 3]> = sub
+        .tels
+        .values()
+        .map(|s| {
+            let mut it = s.tel_type.splitn(3, '_').map(str::to_string);
+            let size = it.next().unwrap_or_default();
+            let optics = it.next().unwrap_or_default();
+            let camera = it.next().unwrap_or_default();
+            [size, optics, camera]
+        })
+        .collect();
+    let index_of = |k: usize| -> Vec<i32> {
+        let mut unique: Vec<&str> = Vec::new();
+        parts
+            .iter()
+            .map(|p| {
+                let v = p[k].as_str();
+                let i = unique.iter().position(|u| *u == v).unwrap_or_else(|| {
+                    unique.push(v);
+                    unique.len() - 1
+                });
+                i as i32
+            })
+            .collect()
+    };
+    t.push_strings("name", parts.iter().map(|p| p[1].clone()).collect());
+    t.push_strings("type", parts.iter().map(|p| p[0].clone()).collect());
+    t.push_strings("camera_name", parts.iter().map(|p| p[2].clone()).collect());
+    t.push_strings("optics_name", parts.iter().map(|p| p[1].clone()).collect());
+    t.push_i32("camera_index", index_of(2));
+    t.push_i32("optics_index", index_of(1));
+    t.push_strings(
+        "tel_description",
+        sub.tels.values().map(|s| s.tel_type.clone()).collect(),
+    );
     let mut types: Vec<String> = sub.tels.values().map(|s| s.tel_type.clone()).collect();
     types.sort();
     types.dedup();
-    t.push_i32(
-        "type_index",
-        sub.tels
-            .values()
-            .map(|s| types.iter().position(|x| *x == s.tel_type).unwrap_or(0) as i32)
-            .collect(),
-    );
     for c in ["pos_x", "pos_y", "pos_z", "focal_length"] {
         t.set_unit(c, "m");
     }
@@ -432,6 +462,21 @@ pub fn write_events(
         &format!("{p}_is_valid"),
         events.iter().map(|e| e.stereo.is_some()).collect(),
     );
+    // ctapipe writes the telescopes used as a boolean mask over the subarray's telescopes
+    // (in tel_id order, as the layout table).
+    let tel_ids: Vec<u16> = sub.tels.keys().copied().collect();
+    let mut used = Vec::with_capacity(events.len() * tel_ids.len());
+    for e in events {
+        for id in &tel_ids {
+            used.push(e.stereo.as_ref().is_some_and(|r| r.telescopes.contains(id)));
+        }
+    }
+    t.push_array(&format!("{p}_telescopes"), tel_ids.len().max(1), {
+        if tel_ids.is_empty() {
+            used.resize(events.len(), false);
+        }
+        ColumnData::Bool(used)
+    });
     h5.write_table("/dl2/event/subarray/geometry/HillasReconstructor", &t)
         .map_err(h5err)?;
     // simulation truth

@@ -135,6 +135,39 @@ fn base_config_end_to_end_matches_ctapipe() {
         }
     }
     assert_eq!(summary["stereo_valid_events"], valid);
+    // The telescopes used, as ctapipe's boolean mask over the layout's tel_ids, and the layout's
+    // string columns, against ctapipe's subarray table.
+    let layout = "/configuration/instrument/subarray/layout";
+    let tel_ids = h5.read_column_f64(layout, "tel_id").unwrap();
+    let (n, used) = h5
+        .read_column_array_f64(g, "HillasReconstructor_telescopes")
+        .unwrap();
+    assert_eq!(n, tel_ids.len());
+    for k in 0..ev.len() {
+        let r = sidx[&vec![ev[k] as i64]];
+        let mut want: Vec<i64> = stereo
+            .str(r, "tel_ids_used")
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        want.sort();
+        let got: Vec<i64> = (0..n)
+            .filter(|&j| used[k * n + j] == 1.0)
+            .map(|j| tel_ids[j] as i64)
+            .collect();
+        assert_eq!(got, want, "event {}", ev[k]);
+    }
+    let sub = Csv::read(&refdir.join("subarray.csv"));
+    let sidx = sub.index_by(&["tel_id"]);
+    let desc = h5.read_column_strings(layout, "tel_description").unwrap();
+    let cams = h5.read_column_strings(layout, "camera_name").unwrap();
+    let optics = h5.read_column_strings(layout, "optics_name").unwrap();
+    for (k, id) in tel_ids.iter().enumerate() {
+        let r = sidx[&vec![*id as i64]];
+        assert_eq!(desc[k], sub.str(r, "tel_type"));
+        assert_eq!(cams[k], sub.str(r, "camera"));
+        assert_eq!(optics[k], sub.str(r, "optics"));
+    }
     for plot in ["camera_display.png", "theta2.png", "array_display.png"] {
         assert!(
             dir.path().join(plot).metadata().unwrap().len() > 1000,
