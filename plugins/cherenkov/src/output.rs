@@ -525,6 +525,19 @@ pub fn write_events(
         "n_trigger_tels",
         events.iter().map(|e| e.n_triggered as i32).collect(),
     );
+    // ctapipe's tels_with_trigger: a boolean mask over the layout's telescopes (tel_id order).
+    let mut mask = Vec::with_capacity(events.len() * tel_ids.len());
+    for e in events {
+        mask.extend(tel_ids.iter().map(|id| e.triggered.contains(id)));
+    }
+    if tel_ids.is_empty() {
+        mask.resize(events.len(), false);
+    }
+    t.push_array(
+        "tels_with_trigger",
+        tel_ids.len().max(1),
+        ColumnData::Bool(mask),
+    );
     h5.write_table("/dl1/event/subarray/trigger", &t)
         .map_err(h5err)?;
     Ok(())

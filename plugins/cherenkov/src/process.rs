@@ -51,8 +51,10 @@ pub struct EventResult {
     pub obs_id: i32,
     /// Event id.
     pub event_id: i64,
-    /// Triggered telescopes.
+    /// Number of triggered telescopes.
     pub n_triggered: usize,
+    /// The triggered telescopes (central trigger), in the file's order.
+    pub triggered: Vec<u16>,
     /// MC shower.
     pub shower: Option<Arc<McShower>>,
     /// True core (x, y) [m].
@@ -235,6 +237,12 @@ impl Chain<'_> {
             obs_id: ev.obs_id,
             event_id: ev.event_id,
             n_triggered: ev.trigger.triggered_telescopes.len(),
+            triggered: ev
+                .trigger
+                .triggered_telescopes
+                .iter()
+                .filter_map(|&t| u16::try_from(t).ok())
+                .collect(),
             shower: ev.shower.clone(),
             true_core,
             tels,

@@ -157,6 +157,29 @@ fn base_config_end_to_end_matches_ctapipe() {
             .collect();
         assert_eq!(got, want, "event {}", ev[k]);
     }
+    // tels_with_trigger: as many triggered telescopes as ctapipe counts, a superset of those used.
+    let trig = "/dl1/event/subarray/trigger";
+    let tev = h5.read_column_f64(trig, "event_id").unwrap();
+    let (nt, mask) = h5.read_column_array_f64(trig, "tels_with_trigger").unwrap();
+    assert_eq!(nt, tel_ids.len());
+    for k in 0..tev.len() {
+        let r = sidx[&vec![tev[k] as i64]];
+        let row = &mask[k * nt..(k + 1) * nt];
+        let count = row.iter().filter(|&&v| v == 1.0).count();
+        assert_eq!(
+            count as f64,
+            stereo.f64(r, "n_tels_triggered"),
+            "event {}",
+            tev[k]
+        );
+        for id in stereo.str(r, "tel_ids_used").split_whitespace() {
+            let j = tel_ids
+                .iter()
+                .position(|t| *t == id.parse::<f64>().unwrap())
+                .unwrap();
+            assert_eq!(row[j], 1.0, "event {} tel {id}", tev[k]);
+        }
+    }
     let sub = Csv::read(&refdir.join("subarray.csv"));
     let sidx = sub.index_by(&["tel_id"]);
     let desc = h5.read_column_strings(layout, "tel_description").unwrap();
