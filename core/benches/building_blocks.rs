@@ -83,6 +83,29 @@ fn main() {
             stats.push_frame(black_box(&framef)).expect("frame length");
         },
     );
+    // A block of 32 distinct CSPad frames (147 MB, so the frames come from memory).
+    let block: Vec<Vec<i16>> = (0..32)
+        .map(|_| {
+            (0..n_pix)
+                .map(|_| 1500 + rng.random_range(-20..20))
+                .collect()
+        })
+        .collect();
+    let block_refs: Vec<&[i16]> = block.iter().map(|f| &f[..]).collect();
+    let mut bstats = PixelStats::new(n_pix);
+    time(
+        "PixelStats::push_frames (CSPad, i16, 32 frames)",
+        (n_pix * 32) as f64,
+        "pixel",
+        (n_pix * 2 * 32) as f64,
+        || {
+            bstats
+                .push_frames(black_box(&block_refs))
+                .expect("frame length");
+        },
+    );
+    drop(block_refs);
+    drop(block);
     let other = stats.clone();
     time(
         "PixelStats::merge (CSPad)",

@@ -4,7 +4,8 @@
 //! A detector opens an input as an [`EventSource`]: a lazy stream of events that never needs the
 //! whole run in memory. An analysis folds events into a partial state; the driver
 //! ([`run_pass`]) cuts the stream into chunks of a fixed number of events, folds the chunks in
-//! parallel (each into its own fresh partial), and merges the partials strictly in chunk order.
+//! parallel (each into its own fresh partial, with [`Analysis::fold_chunk`], which by default
+//! folds event by event), and merges the partials strictly in chunk order.
 //! Because the chunking does not depend on the thread count and the merge order is fixed, the
 //! result is bit-identical for 1 or N threads. Reading the next batch of chunks overlaps with
 //! folding the current one.
@@ -95,6 +96,28 @@ pub trait Analysis<E>: Sync {
     fn init(&self) -> Self::Partial;
     /// Fold one event (with its 0-based index in the run) into a partial state.
     fn fold(&self, partial: &mut Self::Partial, event: &E, index: u64) -> Result<(), RunError>;
+    /// Fold a whole chunk of consecutive events (the first with run index `first_index`)
+    /// into a partial state. [`run_pass`] calls this once per chunk, on a fresh partial.
+    ///
+    /// The default calls [`fold`](Self::fold) on each event in order, so an analysis only
+    /// needs `fold`. Override it when processing several events together is cheaper, e.g.
+    /// a per-pixel accumulator that can update its state once per block of frames instead of
+    /// once per frame ([`PixelStats::push_frames`](crate::stats::PixelStats::push_frames)).
+    /// An override must give a result that depends only on the events of the chunk (and
+    /// their indexes), never on the thread running it, so that passes stay identical for 1
+    /// or N threads; it should agree with the event-by-event fold up to rounding, and a
+    /// plugin that overrides it should test that.
+    fn fold_chunk(
+        &self,
+        partial: &mut Self::Partial,
+        events: &[E],
+        first_index: u64,
+    ) -> Result<(), RunError> {
+        for (k, e) in events.iter().enumerate() {
+            self.fold(partial, e, first_index + k as u64)?;
+        }
+        Ok(())
+    }
     /// Merge the partial of the next chunk into the accumulated one. Called in chunk order.
     fn merge(&self, acc: &mut Self::Partial, next: Self::Partial);
     /// Turn the merged partial into the step's output.
@@ -227,9 +250,7 @@ where
                 .zip(starts.par_iter())
                 .map(|(events, &start)| {
                     let mut p = analysis.init();
-                    for (k, e) in events.iter().enumerate() {
-                        analysis.fold(&mut p, e, start + k as u64)?;
-                    }
+                    analysis.fold_chunk(&mut p, events, start)?;
                     Ok(p)
                 })
                 .collect()
@@ -385,5 +406,53 @@ mod tests {
         };
         let out = run_pass(&mut src, &Collect, &opts, &NoProgress).unwrap();
         assert_eq!(out.events, 10);
+    }
+
+    /// Counts events per fold_chunk call: proves run_pass hands over whole chunks in order.
+    struct Chunked;
+    impl Analysis<f64> for Chunked {
+        type Partial = Vec<(u64, usize)>;
+        type Output = Vec<(u64, usize)>;
+        fn init(&self) -> Self::Partial {
+            Vec::new()
+        }
+        fn fold(&self, _: &mut Self::Partial, _: &f64, _: u64) -> Result<(), RunError> {
+            Err(RunError::failed(
+                "fold must not be called when fold_chunk is overridden",
+            ))
+        }
+        fn fold_chunk(&self, p: &mut Self::Partial, e: &[f64], first: u64) -> Result<(), RunError> {
+            p.push((first, e.len()));
+            Ok(())
+        }
+        fn merge(&self, acc: &mut Self::Partial, next: Self::Partial) {
+            acc.extend(next);
+        }
+        fn finish(&self, acc: Self::Partial) -> Result<Self::Output, RunError> {
+            Ok(acc)
+        }
+    }
+
+    #[test]
+    fn fold_chunk_sees_whole_chunks_in_order() {
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let out = pool.install(|| {
+                let mut src = IterSource::new((0..100).map(|i| Ok(i as f64)));
+                let opts = PassOptions {
+                    chunk_events: 16,
+                    ..PassOptions::default()
+                };
+                run_pass(&mut src, &Chunked, &opts, &NoProgress).unwrap()
+            });
+            assert_eq!(out.events, 100);
+            let expect: Vec<(u64, usize)> = (0..7)
+                .map(|c| (c * 16, if c < 6 { 16 } else { 4 }))
+                .collect();
+            assert_eq!(out.output, expect);
+        }
     }
 }

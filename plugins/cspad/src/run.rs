@@ -97,7 +97,7 @@ impl CspadPlan {
                 OnTruncation::Fail
             },
         };
-        let out = run_pass(&mut src, &Average { n_pixels }, &opts, ctx.progress())?;
+        let out = run_pass(&mut src, &Average::new(n_pixels), &opts, ctx.progress())?;
         if out.output.frames == 0 {
             let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
             return Err(match out.truncated {

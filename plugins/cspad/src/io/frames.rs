@@ -12,7 +12,10 @@ use caliper_core::pipeline::EventSource;
 /// One frame's pixel values in the detector's raw order (sensor, row, column).
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameData {
-    /// Raw integer ADU.
+    /// Raw integer ADU that fit in 16 bits (CSPad's raw int16; also int8/uint8 stacks): half
+    /// the memory of [`FrameData::I32`] in the chunks a pass holds and reads.
+    I16(Vec<i16>),
+    /// Raw integer ADU (CBF images, 32-bit and unsigned 16-bit stacks).
     I32(Vec<i32>),
     /// Float (calibrated) values.
     F32(Vec<f32>),
@@ -24,6 +27,7 @@ impl FrameData {
     /// Number of pixels.
     pub fn len(&self) -> usize {
         match self {
+            FrameData::I16(v) => v.len(),
             FrameData::I32(v) => v.len(),
             FrameData::F32(v) => v.len(),
             FrameData::F64(v) => v.len(),
@@ -37,7 +41,7 @@ impl FrameData {
 
     /// True for integer frames.
     pub fn is_integer(&self) -> bool {
-        matches!(self, FrameData::I32(_))
+        matches!(self, FrameData::I16(_) | FrameData::I32(_))
     }
 }
 
@@ -52,14 +56,27 @@ pub struct Frame {
     pub data: FrameData,
 }
 
+/// How an HDF5 stack's values are read.
+#[derive(Debug, Clone, Copy)]
+enum StackKind {
+    /// Integers of at most 16 bits that fit in i16 (read as [`FrameData::I16`]).
+    Narrow,
+    /// Other integers up to 32 bits ([`FrameData::I32`]).
+    Int,
+    /// 32-bit floats.
+    Float,
+    /// Everything else numeric, as f64.
+    Double,
+}
+
 /// One input of a run.
 #[derive(Debug, Clone)]
 enum Input {
     H5 {
         path: PathBuf,
         frames: usize,
-        integer: bool,
-        double: bool,
+        /// How the stack's values are read.
+        kind: StackKind,
     },
     Cbf(PathBuf),
 }
@@ -159,12 +176,20 @@ impl FrameSource {
                     ));
                 }
             };
+            let kind = if matches!(et, ElementType::Int(1 | 2) | ElementType::UInt(1)) {
+                StackKind::Narrow
+            } else if integer {
+                StackKind::Int
+            } else if double {
+                StackKind::Double
+            } else {
+                StackKind::Float
+            };
             frames_per_input.push(shape[0]);
             list.push(Input::H5 {
                 path: f,
                 frames: shape[0],
-                integer,
-                double,
+                kind,
             });
         }
         Ok(Self {
@@ -222,12 +247,7 @@ impl FrameSource {
                         data,
                     });
                 }
-                Input::H5 {
-                    path,
-                    frames,
-                    integer,
-                    double,
-                } => {
+                Input::H5 { path, frames, kind } => {
                     if self.next_frame >= frames {
                         self.current += 1;
                         self.next_frame = 0;
@@ -249,15 +269,7 @@ impl FrameSource {
                     let r = self.reader.as_ref()?;
                     let start = self.next_frame;
                     let count = self.batch_frames.min(frames - start);
-                    match read_block(
-                        r,
-                        &self.dataset,
-                        integer,
-                        double,
-                        start,
-                        count,
-                        self.n_pixels,
-                    ) {
+                    match read_block(r, &self.dataset, kind, start, count, self.n_pixels) {
                         Ok(list) => {
                             for (k, data) in list.into_iter().enumerate() {
                                 self.batch.push_back(Frame {
@@ -310,8 +322,7 @@ impl EventSource for FrameSource {
 fn read_block(
     r: &H5Reader,
     dataset: &str,
-    integer: bool,
-    double: bool,
+    kind: StackKind,
     start: usize,
     count: usize,
     n: usize,
@@ -327,13 +338,21 @@ fn read_block(
             ))
         }
     };
-    if integer {
+    if let StackKind::Narrow | StackKind::Int = kind {
         let v = r
             .read_rows_i32(dataset, start, count)
             .map_err(|e| e.to_string())?;
         check(v.len())?;
+        if let StackKind::Narrow = kind {
+            // The dataset's type is at most 16-bit signed (or 8-bit unsigned), so every value
+            // fits in i16 and the cast is exact.
+            return Ok(v
+                .chunks_exact(n)
+                .map(|c| FrameData::I16(c.iter().map(|&x| x as i16).collect()))
+                .collect());
+        }
         Ok(split(v, n, count, FrameData::I32))
-    } else if double {
+    } else if let StackKind::Double = kind {
         let v = r
             .read_rows_f64(dataset, start, count)
             .map_err(|e| e.to_string())?;
