@@ -129,6 +129,40 @@ fn median_f32(v: &mut [f32]) -> f64 {
     }
 }
 
+/// `f32::total_cmp` order as an `i32` key (the same transform `total_cmp` applies), and back.
+fn total_key(x: f32) -> i32 {
+    let b = x.to_bits() as i32;
+    b ^ (((b >> 31) as u32) >> 1) as i32
+}
+
+fn from_total_key(k: i32) -> f32 {
+    f32::from_bits((k ^ (((k >> 31) as u32) >> 1) as i32) as u32)
+}
+
+/// [`median_f32`] of a row through integer keys (same order, same value; the integer
+/// selection is ~2x faster than selecting with `total_cmp` on a 47-value overscan row).
+/// `keys` is scratch.
+fn median_row(row: &[f32], keys: &mut Vec<i32>) -> f64 {
+    let n = row.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    keys.clear();
+    keys.extend(row.iter().map(|&x| total_key(x)));
+    let (below, m, _) = keys.select_nth_unstable(n / 2);
+    let hi = from_total_key(*m) as f64;
+    if n % 2 == 1 {
+        hi
+    } else {
+        // The lower half holds the same values as in `median_f32`: fold them the same way.
+        let lo = below
+            .iter()
+            .map(|&k| from_total_key(k))
+            .fold(f32::NEG_INFINITY, f32::max) as f64;
+        0.5 * (lo + hi)
+    }
+}
+
 fn row_level(v: &mut [f32], method: OverscanMethod) -> f64 {
     match method {
         OverscanMethod::MedianPerRow | OverscanMethod::Median => median_f32(v),
@@ -163,11 +197,59 @@ fn row_level(v: &mut [f32], method: OverscanMethod) -> f64 {
     }
 }
 
+/// Where ISR reads a raw segment (row-major NAXIS1 x NAXIS2) from.
+#[derive(Debug, Clone, Copy)]
+pub enum RawPixels<'a> {
+    /// Decoded pixels.
+    F32(&'a [f32]),
+    /// Big-endian int32 pixels of a plain FITS image with BZERO 0 and BSCALE 1, decoded on
+    /// the fly (`v as f32`, the values `FitsFile::read_image_f32` gives): saves writing and
+    /// re-reading a decoded copy of the whole segment.
+    BeI32(&'a [u8]),
+}
+
+impl RawPixels<'_> {
+    /// Pixel `i` (row-major index).
+    fn at(&self, i: usize) -> f32 {
+        match self {
+            RawPixels::F32(v) => v[i],
+            RawPixels::BeI32(b) => {
+                i32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]) as f32
+            }
+        }
+    }
+
+    /// Append pixels `start..start + len` to `out`.
+    fn extend_row(&self, start: usize, len: usize, out: &mut Vec<f32>) {
+        match self {
+            RawPixels::F32(v) => out.extend_from_slice(&v[start..start + len]),
+            RawPixels::BeI32(b) => {
+                let old = out.len();
+                out.resize(old + len, 0.0);
+                crate::io::fits::decode_i32_be(&b[4 * start..4 * (start + len)], &mut out[old..]);
+            }
+        }
+    }
+}
+
 /// Run ISR on one raw segment (`raw`, NAXIS1 x NAXIS2 row-major) into `out` (the trimmed,
 /// edge-cropped imaging area). `bias` is an already ISR'd master-bias amplifier of the same
 /// output shape. `scratch` is reused across calls.
 pub fn isr_amp(
     raw: &[f32],
+    g: &SegmentGeometry,
+    s: &IsrSettings,
+    bias: Option<&[f32]>,
+    out: &mut Vec<f32>,
+    scratch: &mut Vec<f32>,
+) -> Result<IsrMeasure, IsrError> {
+    isr_amp_pixels(RawPixels::F32(raw), g, s, bias, out, scratch)
+}
+
+/// [`isr_amp`] reading the raw segment from `raw` (decoded or big-endian int32); both give
+/// bit-identical results (tested).
+pub fn isr_amp_pixels(
+    raw: RawPixels<'_>,
     g: &SegmentGeometry,
     s: &IsrSettings,
     bias: Option<&[f32]>,
@@ -203,13 +285,15 @@ pub fn isr_amp(
     let whole = if s.method == OverscanMethod::Median {
         scratch.clear();
         for r in rows.clone() {
-            scratch.extend_from_slice(&raw[r * nx_raw + c0..r * nx_raw + c1]);
+            raw.extend_row(r * nx_raw + c0, c1 - c0, scratch);
         }
         Some(median_f32(scratch))
     } else {
         None
     };
     let (mut sum_l, mut sum_r2, mut n_r) = (0.0f64, 0.0f64, 0usize);
+    let mut keys = Vec::with_capacity(c1 - c0);
+    let mut rowbuf = Vec::with_capacity(c1 - c0);
     // Rows of the parallel overscan also need a serial level when it is used.
     let extra = if s.parallel {
         g.parallel_overscan.y0..g.parallel_overscan.y1
@@ -217,9 +301,12 @@ pub fn isr_amp(
         0..0
     };
     for r in rows.clone().chain(extra.filter(|r| !rows.contains(r))) {
-        let row = &raw[r * nx_raw + c0..r * nx_raw + c1];
+        rowbuf.clear();
+        raw.extend_row(r * nx_raw + c0, c1 - c0, &mut rowbuf);
+        let row = &rowbuf[..];
         let lev = match whole {
             Some(w) => w,
+            None if s.method == OverscanMethod::MedianPerRow => median_row(row, &mut keys),
             None => {
                 scratch.clear();
                 scratch.extend_from_slice(row);
@@ -245,24 +332,30 @@ pub fn isr_amp(
         } else {
             levels[r.clamp(ov.y0, ov.y1.saturating_sub(1))]
         } as f32;
-        out.extend(
-            raw[r * nx_raw + x0..r * nx_raw + x1]
-                .iter()
-                .map(|&v| v - lev),
-        );
+        match raw {
+            RawPixels::F32(v) => {
+                out.extend(v[r * nx_raw + x0..r * nx_raw + x1].iter().map(|&v| v - lev))
+            }
+            RawPixels::BeI32(_) => {
+                let old = out.len();
+                raw.extend_row(r * nx_raw + x0, nx, out);
+                out[old..].iter_mut().for_each(|v| *v -= lev);
+            }
+        }
     }
     if s.parallel && g.parallel_overscan.height() > s.parallel_skip {
         let p = g.parallel_overscan;
         let mut col = Vec::with_capacity(p.height());
         for (k, c) in (x0..x1).enumerate() {
             col.clear();
-            for r in p.y0 + s.parallel_skip..p.y1 {
-                let lev = if levels[r].is_finite() {
-                    levels[r]
-                } else {
-                    0.0
-                };
-                col.push((raw[r * nx_raw + c] as f64 - lev) as f32);
+            for (r, &l) in levels
+                .iter()
+                .enumerate()
+                .take(p.y1)
+                .skip(p.y0 + s.parallel_skip)
+            {
+                let lev = if l.is_finite() { l } else { 0.0 };
+                col.push((raw.at(r * nx_raw + c) as f64 - lev) as f32);
             }
             let m = median_f32(&mut col) as f32;
             for r in 0..ny {
@@ -310,6 +403,106 @@ mod tests {
     /// Hand-built 10 x 4 segment: DATASEC columns 0..5, overscan 5..10; row r has bias 100 + r
     /// everywhere and signal 7 in the imaging area, overscan pixels alternate +-1 around the
     /// bias. Median and mean per row both give 100 + r; the noise is exactly 1.
+    /// The integer-key row median against the `total_cmp` one, bit for bit: odd and even
+    /// lengths, ties, negative values, +-0, infinities and NaN.
+    #[test]
+    fn row_median_matches_total_cmp_median() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut keys = Vec::new();
+        for n in 0..60usize {
+            for kind in 0..4 {
+                let row: Vec<f32> = (0..n)
+                    .map(|i| match (kind, i % 7) {
+                        (0, _) => rng.random_range(-30.0f32..30.0).round(),
+                        (1, _) => rng.random_range(-1e6f32..1e6),
+                        (2, 0) => -0.0,
+                        (2, 1) => 0.0,
+                        (2, 2) => f32::INFINITY,
+                        (2, 3) => f32::NEG_INFINITY,
+                        (3, 0) => f32::NAN,
+                        _ => rng.random_range(0.0f32..3.0).round(),
+                    })
+                    .collect();
+                let a = median_row(&row, &mut keys);
+                let b = median_f32(&mut row.clone());
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "n {n} kind {kind}: {a} {b}"
+                );
+            }
+        }
+    }
+
+    /// ISR from big-endian int32 bytes against ISR from the decoded f32 image, bit for bit,
+    /// for every overscan method, with and without parallel overscan and master bias.
+    #[test]
+    fn big_endian_source_matches_decoded_source() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let (nx, ny) = (40usize, 30usize);
+        let ints: Vec<i32> = (0..nx * ny)
+            .map(|_| rng.random_range(-40_000..300_000))
+            .collect();
+        let bytes: Vec<u8> = ints.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let decoded: Vec<f32> = ints.iter().map(|&v| v as f32).collect();
+        let g = SegmentGeometry {
+            name: "t".into(),
+            hdu: 1,
+            shape: [nx, ny],
+            datasec: Rect {
+                x0: 2,
+                x1: 30,
+                y0: 0,
+                y1: 25,
+            },
+            serial_overscan: Rect {
+                x0: 30,
+                x1: 40,
+                y0: 0,
+                y1: 27,
+            },
+            parallel_overscan: Rect {
+                x0: 2,
+                x1: 30,
+                y0: 25,
+                y1: 30,
+            },
+            from_biassec: false,
+        };
+        let bias: Vec<f32> = (0..24 * 21).map(|i| (i % 7) as f32 * 0.25).collect();
+        for method in [
+            OverscanMethod::MedianPerRow,
+            OverscanMethod::MeanPerRow,
+            OverscanMethod::ClippedMeanPerRow,
+            OverscanMethod::Median,
+        ] {
+            for parallel in [false, true] {
+                for b in [None, Some(&bias[..])] {
+                    let s = IsrSettings {
+                        method,
+                        skip_first: 2,
+                        skip_last: 1,
+                        parallel,
+                        parallel_skip: 1,
+                        edge: 2,
+                    };
+                    let (mut o1, mut o2, mut sc) = (Vec::new(), Vec::new(), Vec::new());
+                    let m1 = isr_amp(&decoded, &g, &s, b, &mut o1, &mut sc).unwrap();
+                    let m2 = isr_amp_pixels(RawPixels::BeI32(&bytes), &g, &s, b, &mut o2, &mut sc)
+                        .unwrap();
+                    assert_eq!(o1.len(), 24 * 21);
+                    assert!(o1.iter().zip(&o2).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    assert_eq!(
+                        (m1.overscan_level.to_bits(), m1.overscan_noise.to_bits()),
+                        (m2.overscan_level.to_bits(), m2.overscan_noise.to_bits()),
+                        "{method:?} parallel {parallel}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn subtracts_row_overscan_and_trims() {
         let (nx, ny) = (10, 4);

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::config::PtcConfig;
 use crate::io::fits::FitsFile;
 use crate::io::lsst;
-use crate::isr::{IsrSettings, isr_amp};
+use crate::isr::{IsrSettings, RawPixels, isr_amp, isr_amp_pixels};
 use crate::pair_stats::{PairAmpStats, Scratch, covariances, pair_stats};
 use crate::pairing::{Candidate, Pair, Unused, find_pairs};
 use crate::report::{self, AmpResult};
@@ -93,10 +93,36 @@ pub struct PairOutcome {
 impl PairStep<'_> {
     /// ISR and statistics of one pair on every amplifier.
     pub fn process(&self, pair: &Pair) -> Result<Vec<PairAmpStats>, String> {
-        let f1 = FitsFile::open(&pair.first).map_err(|e| e.to_string())?;
-        let f2 = FitsFile::open(&pair.second).map_err(|e| e.to_string())?;
-        let s1 = lsst::segments(&f1, self.amps).map_err(|e| e.to_string())?;
-        let s2 = lsst::segments(&f2, self.amps).map_err(|e| e.to_string())?;
+        // File buffers recycled per thread (see `FitsFile::open_with_buffer`).
+        let (b1, b2) = FILE_BUFFERS.with(|c| {
+            let mut c = c.borrow_mut();
+            (c.pop().unwrap_or_default(), c.pop().unwrap_or_default())
+        });
+        let f1 = FitsFile::open_with_buffer(&pair.first, b1).map_err(|e| e.to_string())?;
+        let f2 = match FitsFile::open_with_buffer(&pair.second, b2) {
+            Ok(f) => f,
+            Err(e) => {
+                FILE_BUFFERS.with(|c| c.borrow_mut().push(f1.into_buffer()));
+                return Err(e.to_string());
+            }
+        };
+        let out = self.process_files(pair, &f1, &f2);
+        FILE_BUFFERS.with(|c| {
+            let mut c = c.borrow_mut();
+            c.push(f1.into_buffer());
+            c.push(f2.into_buffer());
+        });
+        out
+    }
+
+    fn process_files(
+        &self,
+        pair: &Pair,
+        f1: &FitsFile,
+        f2: &FitsFile,
+    ) -> Result<Vec<PairAmpStats>, String> {
+        let s1 = lsst::segments(f1, self.amps).map_err(|e| e.to_string())?;
+        let s2 = lsst::segments(f2, self.amps).map_err(|e| e.to_string())?;
         for (a, b) in s1.iter().zip(&s2) {
             if a.shape != b.shape
                 || a.datasec != b.datasec
@@ -125,7 +151,7 @@ impl PairStep<'_> {
                 AMP_SCRATCH.with(|cell| {
                     let mut guard = cell.borrow_mut();
                     let (raw, iscr, i1, i2, sc, st) = &mut *guard;
-                    self.amp(pair, &f1, &f2, &s1, &s2, k, raw, iscr, i1, i2, sc, st)
+                    self.amp(f1, f2, &s1, &s2, k, raw, iscr, i1, i2, sc, st)
                 })
             })
             .collect()
@@ -134,7 +160,6 @@ impl PairStep<'_> {
     #[allow(clippy::too_many_arguments)]
     fn amp(
         &self,
-        pair: &Pair,
         f1: &FitsFile,
         f2: &FitsFile,
         s1: &[lsst::SegmentGeometry],
@@ -148,14 +173,8 @@ impl PairStep<'_> {
         st: &mut Scratch,
     ) -> Result<PairAmpStats, String> {
         let bias = self.bias.map(|b| b[k].as_slice());
-        f1.read_image_f32(&f1.hdus[s1[k].hdu], raw, iscr)
-            .map_err(|e| e.to_string())?;
-        let m1 = isr_amp(raw, &s1[k], &self.isr, bias, i1, sc)
-            .map_err(|e| format!("{}: {e}", pair.first.display()))?;
-        f2.read_image_f32(&f2.hdus[s2[k].hdu], raw, iscr)
-            .map_err(|e| e.to_string())?;
-        let m2 = isr_amp(raw, &s2[k], &self.isr, bias, i2, sc)
-            .map_err(|e| format!("{}: {e}", pair.second.display()))?;
+        let m1 = isr_file_amp(f1, &s1[k], &self.isr, bias, raw, iscr, i1, sc)?;
+        let m2 = isr_file_amp(f2, &s2[k], &self.isr, bias, raw, iscr, i2, sc)?;
         let mut r = pair_stats(i1, i2, m1.overscan_noise, m2.overscan_noise, &self.clip, st)
             .map_err(|e| format!("{}: {e}", s1[k].name))?;
         if self.cov_lag > 0 {
@@ -166,10 +185,39 @@ impl PairStep<'_> {
     }
 }
 
+/// Read and ISR one segment of a file: plain int32 images (LSSTCam) are decoded on the fly
+/// by the ISR (bit-identical to decoding first, see `isr.rs` tests), anything else is decoded
+/// into `raw` first.
+#[allow(clippy::too_many_arguments)]
+fn isr_file_amp(
+    f: &FitsFile,
+    g: &lsst::SegmentGeometry,
+    isr: &IsrSettings,
+    bias: Option<&[f32]>,
+    raw: &mut Vec<f32>,
+    iscr: &mut Vec<i32>,
+    out: &mut Vec<f32>,
+    sc: &mut Vec<f32>,
+) -> Result<crate::isr::IsrMeasure, String> {
+    let hdu = &f.hdus[g.hdu];
+    let pixels = match f.plain_i32_data(hdu) {
+        Some(bytes) => RawPixels::BeI32(bytes),
+        None => {
+            f.read_image_f32(hdu, raw, iscr)
+                .map_err(|e| e.to_string())?;
+            RawPixels::F32(raw)
+        }
+    };
+    isr_amp_pixels(pixels, g, isr, bias, out, sc)
+        .map_err(|e| format!("{}: {e}", f.path().display()))
+}
+
 /// Per-thread buffers of one amplifier's ISR and statistics.
 type AmpBuffers = (Vec<f32>, Vec<i32>, Vec<f32>, Vec<f32>, Vec<f32>, Scratch);
 
 thread_local! {
+    /// Recycled file buffers of the pair being read on this thread (two per pair).
+    static FILE_BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
     static AMP_SCRATCH: std::cell::RefCell<AmpBuffers> = std::cell::RefCell::new(Default::default());
 }
 

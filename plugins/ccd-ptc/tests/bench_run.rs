@@ -59,3 +59,176 @@ fn print_pair_for_numpy_comparison() {
         );
     }
 }
+
+/// Times ISR + pair statistics on the pairs already in `$CCD_PTC_BENCH_DIR` (written by
+/// `bench_isr_and_pair_statistics`), `$CCD_PTC_BENCH_REPEAT` times (default 3), with 1 and 2
+/// threads: the quick loop for profiling without re-simulating.
+#[test]
+#[ignore]
+fn bench_existing_pairs() {
+    let Ok(dir) = std::env::var("CCD_PTC_BENCH_DIR") else {
+        return;
+    };
+    let repeat: usize = std::env::var("CCD_PTC_BENCH_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let dir = std::path::PathBuf::from(dir);
+    let amps: Vec<String> = caliper_ccd_ptc::io::lsst::LSST_SEGMENTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let step = caliper_ccd_ptc::run::PairStep {
+        amps: &amps,
+        isr: caliper_ccd_ptc::isr::IsrSettings::default(),
+        clip: caliper_core::robust::AfwClipParams::cp_pipe_ptc(),
+        bias: None,
+        cov_lag: 0,
+    };
+    let pairs: Vec<caliper_ccd_ptc::pairing::Pair> = ["00", "01"]
+        .iter()
+        .map(|lvl| caliper_ccd_ptc::pairing::Pair {
+            first: dir.join(format!("flat_{lvl}_a.fits")),
+            second: dir.join(format!("flat_{lvl}_b.fits")),
+            exptime: 0.0,
+        })
+        .collect();
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for _ in 0..repeat {
+            let t0 = std::time::Instant::now();
+            pool.install(|| {
+                for p in &pairs {
+                    step.process(p).unwrap();
+                }
+            });
+            let secs = t0.elapsed().as_secs_f64();
+            let px = (pairs.len() * 2 * 16 * 576 * 2048) as f64;
+            eprintln!(
+                "existing pairs, {threads} threads: {:.3e} raw px/s, {:.1} MB/s ({:.3} s)",
+                px / secs,
+                px * 4.0 / secs / 1e6,
+                secs
+            );
+        }
+    }
+}
+
+/// Per-stage cost in ns per raw pixel (minimum over `$CCD_PTC_BENCH_REPEAT` repeats, one
+/// thread) on pair `flat_00` in `$CCD_PTC_BENCH_DIR`: where the time goes (BENCHMARKS.md).
+#[test]
+#[ignore]
+fn bench_stages() {
+    use caliper_ccd_ptc::clip::{ClipScratch, afw_clipped_stats_f32};
+    use caliper_ccd_ptc::io::fits::FitsFile;
+    use std::time::Instant;
+    let Ok(dir) = std::env::var("CCD_PTC_BENCH_DIR") else {
+        return;
+    };
+    let repeat: usize = std::env::var("CCD_PTC_BENCH_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let dir = std::path::PathBuf::from(dir);
+    let amps: Vec<String> = caliper_ccd_ptc::io::lsst::LSST_SEGMENTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let clip = caliper_core::robust::AfwClipParams::cp_pipe_ptc();
+    let isr = caliper_ccd_ptc::isr::IsrSettings::default();
+    let (p1, p2) = (dir.join("flat_00_a.fits"), dir.join("flat_00_b.fits"));
+    let raw_px = (2 * 16 * 576 * 2048) as f64;
+    let mut best = [f64::INFINITY; 6];
+    let names = [
+        "open (read file into a reused buffer)",
+        "(separate decode to f32, not in the sum)",
+        "decode + ISR (fused: overscan, trim)",
+        "clipped stats of I1 and I2",
+        "difference image + per-pair gain",
+        "clipped stats of D",
+    ];
+    let (mut raw, mut iscr, mut sc) = (Vec::new(), Vec::new(), Vec::new());
+    let mut imgs = vec![Vec::<f32>::new(); 32];
+    let mut cs = ClipScratch::default();
+    // File buffers recycled as the pipeline does (run.rs).
+    let mut bufs: [Vec<u8>; 2] = Default::default();
+    let mut st = caliper_ccd_ptc::pair_stats::Scratch::default();
+    for _ in 0..repeat {
+        let mut t = [0f64; 6];
+        let t0 = Instant::now();
+        let f1 = FitsFile::open_with_buffer(&p1, std::mem::take(&mut bufs[0])).unwrap();
+        let f2 = FitsFile::open_with_buffer(&p2, std::mem::take(&mut bufs[1])).unwrap();
+        t[0] = t0.elapsed().as_secs_f64();
+        let files = [&f1, &f2];
+        let segs: Vec<_> = files
+            .iter()
+            .map(|f| caliper_ccd_ptc::io::lsst::segments(f, &amps).unwrap())
+            .collect();
+        let mut noise = [0f64; 32];
+        for (fi, f) in files.iter().enumerate() {
+            for (k, g) in segs[fi].iter().enumerate() {
+                // The pipeline's path (run.rs): plain int32 decoded on the fly by the ISR;
+                // the separate decode is timed on its own for the table.
+                let t0 = Instant::now();
+                f.read_image_f32(&f.hdus[g.hdu], &mut raw, &mut iscr)
+                    .unwrap();
+                t[1] += t0.elapsed().as_secs_f64();
+                let t0 = Instant::now();
+                let bytes = f.plain_i32_data(&f.hdus[g.hdu]).unwrap();
+                let m = caliper_ccd_ptc::isr::isr_amp_pixels(
+                    caliper_ccd_ptc::isr::RawPixels::BeI32(bytes),
+                    g,
+                    &isr,
+                    None,
+                    &mut imgs[fi * 16 + k],
+                    &mut sc,
+                )
+                .unwrap();
+                noise[fi * 16 + k] = m.overscan_noise;
+                t[2] += t0.elapsed().as_secs_f64();
+            }
+        }
+        for k in 0..16 {
+            let t0 = Instant::now();
+            afw_clipped_stats_f32(&imgs[k], &clip, &mut cs).unwrap();
+            afw_clipped_stats_f32(&imgs[16 + k], &clip, &mut cs).unwrap();
+            let t_i = t0.elapsed().as_secs_f64();
+            let t0 = Instant::now();
+            caliper_ccd_ptc::pair_stats::pair_stats(
+                &imgs[k],
+                &imgs[16 + k],
+                noise[k],
+                noise[16 + k],
+                &clip,
+                &mut st,
+            )
+            .unwrap();
+            let t_all = t0.elapsed().as_secs_f64();
+            // pair_stats = both image statistics + difference + statistics of D.
+            let t0 = Instant::now();
+            let d = caliper_ccd_ptc::pair_stats::last_difference(&st);
+            afw_clipped_stats_f32(d, &clip, &mut cs).unwrap();
+            let t_d = t0.elapsed().as_secs_f64();
+            t[3] += t_i;
+            t[4] += (t_all - t_i - t_d).max(0.0);
+            t[5] += t_d;
+        }
+        bufs = [f1.into_buffer(), f2.into_buffer()];
+        for (b, v) in best.iter_mut().zip(t) {
+            *b = b.min(v);
+        }
+    }
+    let total: f64 = best.iter().sum::<f64>() - best[1];
+    for (n, b) in names.iter().zip(best) {
+        eprintln!("{n:40} {:6.2} ns per raw pixel", b / raw_px * 1e9);
+    }
+    eprintln!(
+        "{:40} {:6.2} ns per raw pixel = {:.3e} raw px/s",
+        "sum",
+        total / raw_px * 1e9,
+        raw_px / total
+    );
+}
