@@ -50,12 +50,14 @@ pub fn run(scratch: &Path) -> Result<Vec<BenchRecord>, RunError> {
         seconds: secs,
         threads: 1,
     });
-    // Ingest through the EventSource (one allocation per event), for comparison.
+    // Ingest through the EventSource (one allocation per event), for comparison; the events
+    // are kept for the in-memory chain below.
     let t0 = Instant::now();
     let mut r = JsonReader::open(&path, PlaneMap::alpide(7))?;
     let mut n2 = 0u64;
+    let mut events: Vec<Event> = Vec::with_capacity(BENCH_EVENTS);
     while let Some(e) = r.next_event() {
-        e?;
+        events.push(e?);
         n2 += 1;
     }
     let source_secs = t0.elapsed().as_secs_f64();
@@ -95,18 +97,45 @@ pub fn run(scratch: &Path) -> Result<Vec<BenchRecord>, RunError> {
         seconds: source_secs,
         threads: 1,
     });
-    // The chain on 1 thread and on all threads.
+    // The chain on 1 thread and on all threads: on the events in memory (the chain as the issue
+    // defines it: mask, cluster, track, one alignment iteration; no ingest, no output), then
+    // the whole run from the file (ingest, chain, HDF5 and mask files).
+    let mut config = AlpideConfig::default();
+    config.alignment.method = AlignmentMethod::Chi2;
+    config.alignment.max_iterations = 1;
+    config.alignment.stage_cuts = vec![config.alignment.stage_cuts[0]];
+    config.output.plots = false;
+    config.output.max_cluster_rows = 0;
+    let plan = AlpidePlan {
+        config,
+        base_dir: scratch.to_path_buf(),
+    };
     for threads in [1usize, rayon::current_num_threads().max(1)] {
-        let mut config = AlpideConfig::default();
-        config.alignment.method = AlignmentMethod::Chi2;
-        config.alignment.max_iterations = 1;
-        config.alignment.stage_cuts = vec![config.alignment.stage_cuts[0]];
-        config.output.plots = false;
-        config.output.max_cluster_rows = 0;
-        let plan = AlpidePlan {
-            config,
-            base_dir: scratch.to_path_buf(),
-        };
+        let ctx = RunContext::new(
+            "bench",
+            scratch,
+            RunOptions::default(),
+            Arc::new(NoProgress),
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| RunError::failed(e.to_string()))?;
+        let t = pool.install(|| plan.time_chain(&events, &ctx))?;
+        out.push(BenchRecord {
+            name: "chain in memory: mask, cluster, track, 1 alignment iteration".into(),
+            items: t.events as f64,
+            item_unit: "events".into(),
+            bytes,
+            seconds: t.total(),
+            threads,
+        });
+        if threads == rayon::current_num_threads() {
+            break;
+        }
+    }
+    drop(events);
+    for threads in [1usize, rayon::current_num_threads().max(1)] {
         let dir = scratch.join(format!("chain_{threads}"));
         std::fs::create_dir_all(&dir).map_err(|e| RunError::io(&dir, e))?;
         let ctx = RunContext::new("bench", &dir, RunOptions::default(), Arc::new(NoProgress));
@@ -117,7 +146,7 @@ pub fn run(scratch: &Path) -> Result<Vec<BenchRecord>, RunError> {
         let t0 = Instant::now();
         pool.install(|| plan.run(std::slice::from_ref(&path), &ctx))?;
         out.push(BenchRecord {
-            name: "chain: mask, cluster, track, 1 alignment iteration".into(),
+            name: "whole run from the file (ingest, chain, outputs)".into(),
             items: n as f64,
             item_unit: "events".into(),
             bytes,

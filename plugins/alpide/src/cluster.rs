@@ -36,6 +36,9 @@ pub struct Cluster {
     pub row_width: u32,
     /// Total charge.
     pub charge: f64,
+    /// Timestamp (ns): the seed pixel's, i.e. the cluster's first pixel in input order, as
+    /// Corryvreckan's ClusteringSpatial sets it.
+    pub time: f64,
 }
 
 /// How hits become clusters.
@@ -61,6 +64,63 @@ pub struct PlaneInfo {
     pub mask: Option<PixelMask>,
 }
 
+/// A plane's masked pixels as one bit per pixel (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskBits {
+    cols: usize,
+    rows: usize,
+    bits: Vec<u64>,
+}
+
+impl MaskBits {
+    /// The pixels of `mask` with any reason set.
+    pub fn new(mask: &PixelMask) -> Self {
+        let (rows, cols) = mask.shape();
+        let flags = mask.flags();
+        let mut bits = vec![0u64; flags.len().div_ceil(64)];
+        for (w, chunk) in bits.iter_mut().zip(flags.chunks(64)) {
+            let mut v = 0u64;
+            for (k, &f) in chunk.iter().enumerate() {
+                v |= u64::from(f != 0) << k;
+            }
+            *w = v;
+        }
+        Self { cols, rows, bits }
+    }
+
+    /// A bit set with the row-major pixel `indices` set, of a `cols` x `rows` plane (indices
+    /// outside it are ignored).
+    pub fn from_indices(cols: usize, rows: usize, indices: &[u32]) -> Self {
+        let mut m = Self {
+            cols,
+            rows,
+            bits: vec![0u64; (cols * rows).div_ceil(64)],
+        };
+        m.set_indices(indices);
+        m
+    }
+
+    /// Set the row-major pixel `indices` (indices outside the plane are ignored).
+    pub fn set_indices(&mut self, indices: &[u32]) {
+        for &i in indices {
+            let i = i as usize;
+            if i < self.cols * self.rows {
+                self.bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
+
+    /// Whether (row, col) is masked (false outside the plane).
+    #[inline]
+    pub fn get(&self, row: usize, col: usize) -> bool {
+        if row >= self.rows || col >= self.cols {
+            return false;
+        }
+        let i = row * self.cols + col;
+        self.bits[i / 64] >> (i % 64) & 1 == 1
+    }
+}
+
 /// Reusable buffers: clustering an event allocates nothing once they have grown.
 #[derive(Debug, Default, Clone)]
 pub struct Clusterer {
@@ -68,12 +128,22 @@ pub struct Clusterer {
     groups: Clusters,
     pos: Vec<(u32, u32)>,
     charge: Vec<f32>,
+    /// Input index of each pixel in `pos`.
+    index: Vec<u32>,
     order: Vec<u32>,
+    keys: Vec<u64>,
+}
+
+/// The sort key (plane, column, row, input index) of a hit packed in a u64, for planes below
+/// 256 and events of fewer than 2^24 hits.
+#[inline]
+fn pack_key(h: &PixelHit, i: usize) -> u64 {
+    (u64::from(h.plane) << 56) | (u64::from(h.col) << 40) | (u64::from(h.row) << 24) | i as u64
 }
 
 impl Clusterer {
     /// Clusters the hits of one event (all planes) into `out` (appended), plane by plane in
-    /// plane order. Masked pixels are dropped first.
+    /// plane order. Masked pixels (the planes' `mask`) are dropped first.
     pub fn cluster_event(
         &mut self,
         hits: &[PixelHit],
@@ -81,18 +151,66 @@ impl Clusterer {
         mode: ClusterMode,
         out: &mut Vec<Cluster>,
     ) {
-        // Hits sorted by (plane, col, row); duplicates removed.
-        self.order.clear();
-        self.order.extend(0..hits.len() as u32);
-        self.order.sort_unstable_by_key(|&i| {
-            let h = &hits[i as usize];
-            (h.plane, h.col, h.row, i)
+        self.cluster_with(hits, planes, mode, out, |p, row, col| {
+            planes[p]
+                .mask
+                .as_ref()
+                .is_some_and(|m| m.is_masked(row, col))
         });
+    }
+
+    /// [`Clusterer::cluster_event`] with the masks given as bit sets (`masks[plane]`, built
+    /// once per run from the planes' masks with [`MaskBits::new`]): 64 KiB per 1024 x 512
+    /// plane stays in cache where the 1 MiB flag array does not.
+    pub fn cluster_event_bits(
+        &mut self,
+        hits: &[PixelHit],
+        planes: &[PlaneInfo],
+        masks: &[Option<MaskBits>],
+        mode: ClusterMode,
+        out: &mut Vec<Cluster>,
+    ) {
+        self.cluster_with(hits, planes, mode, out, |p, row, col| {
+            masks
+                .get(p)
+                .and_then(Option::as_ref)
+                .is_some_and(|m| m.get(row, col))
+        });
+    }
+
+    fn cluster_with(
+        &mut self,
+        hits: &[PixelHit],
+        planes: &[PlaneInfo],
+        mode: ClusterMode,
+        out: &mut Vec<Cluster>,
+        masked: impl Fn(usize, usize, usize) -> bool,
+    ) {
+        // Hits sorted by (plane, col, row, input index); duplicates removed below.
+        self.order.clear();
+        if hits.len() < 1 << 24 && hits.iter().all(|h| h.plane < 256) {
+            // Fast path: the whole key packed in one u64 (plane 8 bits, column 16, row 16,
+            // index 24), sorted without looking the hits up; the same order as the tuple key
+            // (a test compares the two).
+            self.keys.clear();
+            self.keys
+                .extend(hits.iter().enumerate().map(|(i, h)| pack_key(h, i)));
+            self.keys.sort_unstable();
+            self.order
+                .extend(self.keys.iter().map(|&k| (k & 0xff_ffff) as u32));
+        } else {
+            self.order.extend(0..hits.len() as u32);
+            self.order.sort_unstable_by_key(|&i| {
+                let h = &hits[i as usize];
+                (h.plane, h.col, h.row, i)
+            });
+        }
         let mut k = 0;
         while k < self.order.len() {
             let plane = hits[self.order[k] as usize].plane;
             self.pos.clear();
             self.charge.clear();
+            self.index.clear();
             let info = &planes[plane as usize];
             let mut last: Option<(u16, u16)> = None;
             while k < self.order.len() && hits[self.order[k] as usize].plane == plane {
@@ -103,15 +221,12 @@ impl Clusterer {
                     continue;
                 }
                 last = Some((h.col, h.row));
-                if info
-                    .mask
-                    .as_ref()
-                    .is_some_and(|m| m.is_masked(usize::from(h.row), usize::from(h.col)))
-                {
+                if masked(plane as usize, usize::from(h.row), usize::from(h.col)) {
                     continue;
                 }
                 self.pos.push((u32::from(h.col), u32::from(h.row)));
                 self.charge.push(h.charge);
+                self.index.push(self.order[k - 1]);
             }
             if self.pos.is_empty() {
                 continue;
@@ -121,13 +236,16 @@ impl Clusterer {
                     self.ccl
                         .cluster_into(&self.pos, Connectivity::Eight, &mut self.groups);
                     for g in self.groups.iter() {
-                        out.push(make_cluster(
+                        let mut c = make_cluster(
                             plane,
                             info,
                             g.iter()
                                 .map(|&i| (self.pos[i as usize], self.charge[i as usize])),
                             charge_weighting,
-                        ));
+                        );
+                        let seed = g.iter().map(|&i| self.index[i as usize]).min();
+                        c.time = seed.map_or(0.0, |s| hits[s as usize].time);
+                        out.push(c);
                     }
                 }
                 ClusterMode::WholePlane => {
@@ -137,6 +255,8 @@ impl Clusterer {
                         self.pos.iter().copied().zip(self.charge.iter().copied()),
                         false,
                     );
+                    let seed = self.index.iter().copied().min();
+                    c.time = seed.map_or(0.0, |s| hits[s as usize].time);
                     // The notebook's error: the spread sqrt(std_col^2 + std_row^2) in pixels
                     // (population std), 1/sqrt(12) for one pixel, both rounded to 2 decimals,
                     // times sqrt((px^2 + py^2)/2).
@@ -217,6 +337,7 @@ fn make_cluster(
         col_width: cmax - cmin + 1,
         row_width: rmax - rmin + 1,
         charge: q,
+        time: 0.0,
     }
 }
 
@@ -239,6 +360,7 @@ mod tests {
             col,
             row,
             charge,
+            time: 0.0,
         }
     }
 
@@ -299,6 +421,80 @@ mod tests {
         assert_eq!(out.len(), 4);
         assert_eq!(out[0].size, 1);
         assert_eq!(out[0].col, 101.0);
+    }
+
+    #[test]
+    fn bit_set_masks_cluster_as_the_flag_masks() {
+        let mut seed = 3u64;
+        let mut rnd = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        let mut planes = vec![info(-20.0), info(0.0), info(20.0)];
+        for pl in planes.iter_mut().take(2) {
+            let mut m = PixelMask::new(512, 1024);
+            for _ in 0..3000 {
+                m.set(rnd(40) as usize, rnd(60) as usize, crate::mask::HOT)
+                    .unwrap();
+            }
+            pl.mask = Some(m);
+        }
+        let bits: Vec<Option<MaskBits>> = planes
+            .iter()
+            .map(|p| p.mask.as_ref().map(MaskBits::new))
+            .collect();
+        let mut cl = Clusterer::default();
+        for _ in 0..300 {
+            let hits: Vec<PixelHit> = (0..rnd(40))
+                .map(|_| hit(rnd(3) as u16, rnd(64) as u16, rnd(44) as u16, 1.0))
+                .collect();
+            for mode in [
+                ClusterMode::Spatial {
+                    charge_weighting: true,
+                },
+                ClusterMode::WholePlane,
+            ] {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                cl.cluster_event(&hits, &planes, mode, &mut a);
+                cl.cluster_event_bits(&hits, &planes, &bits, mode, &mut b);
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn packed_sort_key_orders_as_the_tuple_key() {
+        let mut seed = 7u64;
+        let mut rnd = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        let hits: Vec<PixelHit> = (0..5000)
+            .map(|_| PixelHit {
+                plane: rnd(7) as u16,
+                col: rnd(1024) as u16,
+                row: rnd(512) as u16,
+                charge: 1.0,
+                time: 0.0,
+            })
+            .collect();
+        let mut packed: Vec<u64> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| pack_key(h, i))
+            .collect();
+        packed.sort_unstable();
+        let mut tuple: Vec<u32> = (0..hits.len() as u32).collect();
+        tuple.sort_unstable_by_key(|&i| {
+            let h = &hits[i as usize];
+            (h.plane, h.col, h.row, i)
+        });
+        let from_packed: Vec<u32> = packed.iter().map(|&k| (k & 0xff_ffff) as u32).collect();
+        assert_eq!(from_packed, tuple);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `caliper config alpide`). Defaults are Corryvreckan's unless said otherwise.
 
 use caliper_core::config::{ConfigDocs, Problems, Validate};
-use caliper_core::units::{Angle, Length};
+use caliper_core::units::{Angle, Length, Time};
 use serde::{Deserialize, Serialize};
 
 use crate::mask::MaskMethod;
@@ -102,6 +102,12 @@ caliper_core::config_struct! {
         pub spatial_cut_rel: f64 = 3.0,
         /// Absolute spatial cut (x and y); "0um" means use spatial_cut_rel.
         pub spatial_cut_abs: Length = Length::mm_value(0.0),
+        /// Time cut in units of each plane's time_resolution (Corryvreckan Tracking4D); used
+        /// unless time_cut_abs is set, and only when every tracking plane of the geometry has
+        /// a time_resolution (else no time cut) (> 0).
+        pub time_cut_rel: f64 = 3.0,
+        /// Absolute time cut; "0ns" means use time_cut_rel.
+        pub time_cut_abs: Time = Time::default(),
         /// Leave DUT planes out of tracking.
         pub exclude_dut: bool = true,
         /// Detector names that may not seed tracks.
@@ -121,6 +127,11 @@ caliper_core::config_struct! {
         pub fixed_planes: Vec<String> = Vec::new(),
         /// chi2: also fit the rotation about z.
         pub align_rotation: bool = true,
+        /// chi2: also fit the tilts (rotations about x and y; Corryvreckan's AlignmentTrackChi2
+        /// aligns all three orientation angles with align_orientation = true). They are only
+        /// constrained by inclined tracks (cosmics): with beam tracks at normal incidence leave
+        /// this off.
+        pub align_tilts: bool = false,
         /// chi2: shift planes first by the median offset to the reference (Prealignment).
         pub prealign: bool = true,
         /// chi2: spatial cuts of the successive stages (Corryvreckan's recipe: decreasing cuts).
@@ -234,6 +245,12 @@ impl Validate for AlpideConfig {
         p.check(
             t.spatial_cut_abs.mm() >= 0.0,
             "tracking.spatial_cut_abs",
+            "must be >= 0",
+        );
+        p.check(t.time_cut_rel > 0.0, "tracking.time_cut_rel", "must be > 0");
+        p.check(
+            t.time_cut_abs.ns() >= 0.0,
+            "tracking.time_cut_abs",
             "must be >= 0",
         );
         p.check(

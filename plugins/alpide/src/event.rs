@@ -12,6 +12,9 @@ pub struct PixelHit {
     pub row: u16,
     /// Charge (1 for binary ALPIDE data).
     pub charge: f32,
+    /// Timestamp (ns; `m_timestamp` of JSONWriter, the last field of a TextWriter pixel; 0
+    /// when the input has none).
+    pub time: f64,
 }
 
 /// A cluster as Corryvreckan's TextWriter printed it (`Cluster <localX>, <localY>, (<gx>,<gy>,<gz>),

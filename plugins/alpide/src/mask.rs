@@ -57,22 +57,107 @@ pub struct MaskParams {
     pub notebook_factor: f64,
 }
 
-/// Hit counts per pixel of every plane (row-major per plane), and the number of events.
-#[derive(Debug, Clone, Default)]
+/// Hit counts of every hit pixel of every plane, and the number of events.
+///
+/// Kept sparse: per plane the pixels with at least one hit as (row-major index, count), sorted
+/// by index. Counting a run costs O(hits log hits) and no per-pixel work (a dense 1024 x 512 x 7
+/// count array is 15 MB to allocate, zero and fault in); [`Occupancy::dense`] builds a plane's
+/// full array where one is needed (hit maps, `localdensity`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Occupancy {
-    /// `counts[plane][row * cols + col]`.
-    pub counts: Vec<Vec<u32>>,
+    /// Per plane: (row * columns + column, hits), sorted by index, counts > 0.
+    pub pixels: Vec<Vec<(u32, u32)>>,
+    /// Per plane: (columns, rows).
+    pub dims: Vec<(u16, u16)>,
     /// Events counted.
     pub events: u64,
     /// Hits counted.
     pub hits: u64,
 }
 
-/// The per-chunk state of [`OccupancyPass`]: sparse pixel indices until merged.
+impl Occupancy {
+    /// An empty occupancy for these planes.
+    pub fn new(planes: &PlaneMap) -> Self {
+        Self {
+            pixels: vec![Vec::new(); planes.len()],
+            dims: (0..planes.len()).map(|p| planes.dims(p)).collect(),
+            events: 0,
+            hits: 0,
+        }
+    }
+
+    /// Pixels of plane `p` (columns x rows).
+    pub fn n_pixels(&self, p: usize) -> usize {
+        let (c, r) = self.dims[p];
+        usize::from(c) * usize::from(r)
+    }
+
+    /// The count of pixel `index` (row-major) of plane `p`.
+    pub fn count(&self, p: usize, index: u32) -> u32 {
+        let v = &self.pixels[p];
+        v.binary_search_by_key(&index, |&(i, _)| i)
+            .map_or(0, |k| v[k].1)
+    }
+
+    /// The full row-major count array of plane `p`.
+    pub fn dense(&self, p: usize) -> Vec<u32> {
+        let mut d = vec![0u32; self.n_pixels(p)];
+        for &(i, n) in &self.pixels[p] {
+            d[i as usize] = n;
+        }
+        d
+    }
+
+    /// Add another run's counts (same planes).
+    pub fn add(&mut self, other: &Occupancy) {
+        if self.pixels.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        for (a, b) in self.pixels.iter_mut().zip(&other.pixels) {
+            *a = merge_counts(a, b);
+        }
+        self.events += other.events;
+        self.hits += other.hits;
+    }
+}
+
+/// Two sorted (index, count) lists added.
+fn merge_counts(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Hits collected before they are sorted into the counts: bounds the memory of long runs
+/// (8 bytes per hit, at most 64 MiB) while short runs are counted by one sort.
+const COMPACT_AT: usize = 8 << 20;
+
+/// The per-chunk state of [`OccupancyPass`]: hits as packed keys (plane << 32 | pixel index)
+/// until compacted into sorted counts.
 #[derive(Debug, Default)]
 pub struct OccupancyPartial {
-    dense: Option<Occupancy>,
-    sparse: Vec<(u16, u32)>,
+    keys: Vec<u64>,
+    counted: Option<Occupancy>,
     events: u64,
 }
 
@@ -81,6 +166,64 @@ pub struct OccupancyPartial {
 pub struct OccupancyPass {
     /// The planes.
     pub planes: PlaneMap,
+}
+
+impl OccupancyPass {
+    /// Sort the collected keys into the counts.
+    fn compact(&self, p: &mut OccupancyPartial) {
+        let occ = p
+            .counted
+            .get_or_insert_with(|| Occupancy::new(&self.planes));
+        occ.events += p.events;
+        p.events = 0;
+        if p.keys.is_empty() {
+            return;
+        }
+        occ.hits += p.keys.len() as u64;
+        let np = occ.pixels.len();
+        let mut fresh: Vec<Vec<(u32, u32)>> = vec![Vec::new(); np];
+        let total_pixels: usize = (0..np).map(|q| occ.n_pixels(q)).sum();
+        if p.keys.len() > total_pixels / 8 {
+            // Many hits: count them in a dense array and collect the non-zero pixels (one
+            // pass over the pixels is cheaper than sorting this many keys).
+            let offsets: Vec<usize> = (0..np)
+                .scan(0, |o, q| {
+                    let here = *o;
+                    *o += occ.n_pixels(q);
+                    Some(here)
+                })
+                .collect();
+            let mut dense = vec![0u32; total_pixels];
+            for &key in &p.keys {
+                dense[offsets[(key >> 32) as usize] + (key as u32) as usize] += 1;
+            }
+            for (q, f) in fresh.iter_mut().enumerate() {
+                let plane = &dense[offsets[q]..offsets[q] + occ.n_pixels(q)];
+                f.extend(
+                    plane
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &n)| n > 0)
+                        .map(|(i, &n)| (i as u32, n)),
+                );
+            }
+        } else {
+            p.keys.sort_unstable();
+            let mut k = 0;
+            while k < p.keys.len() {
+                let key = p.keys[k];
+                let start = k;
+                while k < p.keys.len() && p.keys[k] == key {
+                    k += 1;
+                }
+                fresh[(key >> 32) as usize].push((key as u32, (k - start) as u32));
+            }
+        }
+        for (a, b) in occ.pixels.iter_mut().zip(fresh) {
+            *a = if a.is_empty() { b } else { merge_counts(a, &b) };
+        }
+        p.keys.clear();
+    }
 }
 
 impl Analysis<Event> for OccupancyPass {
@@ -95,52 +238,29 @@ impl Analysis<Event> for OccupancyPass {
         p.events += 1;
         for h in &e.hits {
             let cols = u32::from(self.planes.dims(h.plane as usize).0);
-            p.sparse
-                .push((h.plane, u32::from(h.row) * cols + u32::from(h.col)));
+            let idx = u32::from(h.row) * cols + u32::from(h.col);
+            p.keys.push((u64::from(h.plane) << 32) | u64::from(idx));
         }
         Ok(())
     }
 
-    fn merge(&self, acc: &mut OccupancyPartial, next: OccupancyPartial) {
-        let dense = acc.dense.get_or_insert_with(|| Occupancy {
-            counts: (0..self.planes.len())
-                .map(|p| {
-                    let (c, r) = self.planes.dims(p);
-                    vec![0u32; usize::from(c) * usize::from(r)]
-                })
-                .collect(),
-            events: 0,
-            hits: 0,
-        });
-        for (plane, idx) in next.sparse.iter().chain(acc.sparse.iter()) {
-            dense.counts[*plane as usize][*idx as usize] += 1;
-        }
-        dense.hits += (next.sparse.len() + acc.sparse.len()) as u64;
-        acc.sparse.clear();
-        dense.events += next.events + acc.events;
-        acc.events = 0;
-        if let Some(d) = next.dense {
-            for (a, b) in dense.counts.iter_mut().zip(d.counts) {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
+    fn merge(&self, acc: &mut OccupancyPartial, mut next: OccupancyPartial) {
+        acc.keys.append(&mut next.keys);
+        acc.events += next.events;
+        if let Some(n) = next.counted {
+            match &mut acc.counted {
+                None => acc.counted = Some(n),
+                Some(a) => a.add(&n),
             }
-            dense.events += d.events;
-            dense.hits += d.hits;
+        }
+        if acc.keys.len() >= COMPACT_AT {
+            self.compact(acc);
         }
     }
 
     fn finish(&self, mut acc: OccupancyPartial) -> Result<Occupancy, RunError> {
-        if acc.dense.is_none() || !acc.sparse.is_empty() {
-            let rest = OccupancyPartial {
-                dense: None,
-                sparse: std::mem::take(&mut acc.sparse),
-                events: acc.events,
-            };
-            acc.events = 0;
-            self.merge(&mut acc, rest);
-        }
-        Ok(acc.dense.unwrap_or_default())
+        self.compact(&mut acc);
+        Ok(acc.counted.unwrap_or_else(|| Occupancy::new(&self.planes)))
     }
 }
 
@@ -152,57 +272,82 @@ pub fn find_hot_pixels(
     pitch: &[[f64; 2]],
     par: &MaskParams,
 ) -> Vec<PixelMask> {
-    let mut masks: Vec<PixelMask> = (0..planes.len())
-        .map(|p| {
+    hot_pixels(occ, planes, pitch, par)
+        .iter()
+        .enumerate()
+        .map(|(p, hot)| {
             let (c, r) = planes.dims(p);
-            PixelMask::new(usize::from(r), usize::from(c))
+            let mut m = PixelMask::new(usize::from(r), usize::from(c));
+            for &i in hot {
+                let _ = m.set(
+                    i as usize / usize::from(c),
+                    i as usize % usize::from(c),
+                    HOT,
+                );
+            }
+            m
         })
-        .collect();
-    if occ.counts.is_empty() {
-        return masks;
+        .collect()
+}
+
+/// The hot pixels of every plane as row-major indices (`row * columns + column`), sorted.
+///
+/// Only pixels that were hit can be hot (every rule needs a count above a limit that is at
+/// least zero, or a positive significance), so only those are visited; the means are the
+/// sums over the hit pixels (= over every pixel) over the number of pixels.
+pub fn hot_pixels(
+    occ: &Occupancy,
+    planes: &PlaneMap,
+    pitch: &[[f64; 2]],
+    par: &MaskParams,
+) -> Vec<Vec<u32>> {
+    let mut hot: Vec<Vec<u32>> = vec![Vec::new(); planes.len()];
+    if occ.pixels.is_empty() {
+        return hot;
     }
+    let plane_total = |p: usize| -> u64 { occ.pixels[p].iter().map(|&(_, n)| u64::from(n)).sum() };
+    let above = |p: usize, limit: f64| -> Vec<u32> {
+        occ.pixels[p]
+            .iter()
+            .filter(|&&(_, n)| f64::from(n) > limit)
+            .map(|&(i, _)| i)
+            .collect()
+    };
     match par.method {
         MaskMethod::None => {}
         MaskMethod::Frequency => {
-            for (p, counts) in occ.counts.iter().enumerate() {
-                let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
-                let mean = total as f64 / counts.len() as f64;
-                let limit = par.frequency_cut * mean;
-                let cols = masks[p].cols();
-                masks[p].set_where(HOT, |r, c| f64::from(counts[r * cols + c]) > limit);
+            for (p, h) in hot.iter_mut().enumerate().take(occ.pixels.len()) {
+                let mean = plane_total(p) as f64 / occ.n_pixels(p) as f64;
+                *h = above(p, par.frequency_cut * mean);
             }
         }
         MaskMethod::Notebook => {
-            let total: u64 = occ.counts.iter().flatten().map(|&c| u64::from(c)).sum();
-            let n: usize = occ.counts.iter().map(Vec::len).sum();
+            let total: u64 = (0..occ.pixels.len()).map(plane_total).sum();
+            let n: usize = (0..occ.pixels.len()).map(|p| occ.n_pixels(p)).sum();
             let mean = total as f64 / n as f64;
             // numpy rounds half to even; int(np.round(x)).
             let limit = round_half_even(par.notebook_factor * mean);
-            for (p, counts) in occ.counts.iter().enumerate() {
-                let cols = masks[p].cols();
-                masks[p].set_where(HOT, |r, c| f64::from(counts[r * cols + c]) > limit);
+            for (p, h) in hot.iter_mut().enumerate().take(occ.pixels.len()) {
+                *h = above(p, limit);
             }
         }
         MaskMethod::Localdensity => {
-            for (p, counts) in occ.counts.iter().enumerate() {
-                let (cols, rows) = planes.dims(p);
-                let hot = local_density(
-                    counts,
+            for (p, h) in hot.iter_mut().enumerate().take(occ.pixels.len()) {
+                let (cols, rows) = occ.dims[p];
+                let touched: Vec<u32> = occ.pixels[p].iter().map(|&(i, _)| i).collect();
+                *h = local_density(
+                    &occ.dense(p),
+                    &touched,
                     usize::from(cols),
                     usize::from(rows),
                     pitch[p],
                     occ.events,
                     par,
                 );
-                for (i, h) in hot.into_iter().enumerate() {
-                    if h {
-                        let _ = masks[p].set(i / usize::from(cols), i % usize::from(cols), HOT);
-                    }
-                }
             }
         }
     }
-    masks
+    hot
 }
 
 fn round_half_even(x: f64) -> f64 {
@@ -214,15 +359,17 @@ fn round_half_even(x: f64) -> f64 {
     }
 }
 
-/// The `localdensity` rule on one plane; returns a row-major hot flag per pixel.
+/// The `localdensity` rule on one plane, evaluated at the hit pixels `touched` (a pixel with
+/// no hits is never hot); returns the hot ones.
 fn local_density(
     counts: &[u32],
+    touched: &[u32],
     cols: usize,
     rows: usize,
     pitch: [f64; 2],
     events: u64,
     par: &MaskParams,
-) -> Vec<bool> {
+) -> Vec<u32> {
     let norm = (pitch[0].hypot(pitch[1])) / std::f64::consts::SQRT_2;
     let bw_c = (par.density_bandwidth * norm / pitch[0]).ceil().max(1.0) as i64;
     let bw_r = (par.density_bandwidth * norm / pitch[1]).ceil().max(1.0) as i64;
@@ -240,30 +387,30 @@ fn local_density(
         }
     }
     let events = events.max(1) as f64;
-    let mut out = vec![false; counts.len()];
-    for r in 0..rows as i64 {
-        for c in 0..cols as i64 {
-            let occ = f64::from(counts[r as usize * cols + c as usize]);
-            if occ == 0.0 {
+    let mut out = Vec::new();
+    for &i in touched {
+        let (r, c) = ((i as usize / cols) as i64, (i as usize % cols) as i64);
+        let occ = f64::from(counts[i as usize]);
+        if occ == 0.0 {
+            continue;
+        }
+        let (mut sw, mut swx) = (0.0, 0.0);
+        for &(dc, dr, w) in &kernel {
+            let (cc, rr) = (c + dc, r + dr);
+            if cc < 0 || rr < 0 || cc >= cols as i64 || rr >= rows as i64 {
                 continue;
             }
-            let (mut sw, mut swx) = (0.0, 0.0);
-            for &(dc, dr, w) in &kernel {
-                let (cc, rr) = (c + dc, r + dr);
-                if cc < 0 || rr < 0 || cc >= cols as i64 || rr >= rows as i64 {
-                    continue;
-                }
-                sw += w;
-                swx += w * f64::from(counts[rr as usize * cols + cc as usize]);
-            }
-            let density = if sw > 0.0 { swx / sw } else { 0.0 };
-            let significance = if density > 0.0 {
-                (occ - density) / density.sqrt()
-            } else {
-                f64::INFINITY
-            };
-            out[r as usize * cols + c as usize] =
-                significance > par.sigma_above_avg_max || occ / events > par.rate_max;
+            sw += w;
+            swx += w * f64::from(counts[rr as usize * cols + cc as usize]);
+        }
+        let density = if sw > 0.0 { swx / sw } else { 0.0 };
+        let significance = if density > 0.0 {
+            (occ - density) / density.sqrt()
+        } else {
+            f64::INFINITY
+        };
+        if significance > par.sigma_above_avg_max || occ / events > par.rate_max {
+            out.push(i);
         }
     }
     out
@@ -288,15 +435,21 @@ mod tests {
     }
 
     fn occupancy(events: Vec<Event>, threads: usize) -> Occupancy {
+        occupancy_on(
+            events,
+            threads,
+            PlaneMap::new(vec![("a_0".into(), 8, 4), ("a_1".into(), 8, 4)]),
+        )
+    }
+
+    fn occupancy_on(events: Vec<Event>, threads: usize, planes: PlaneMap) -> Occupancy {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
         pool.install(|| {
             let mut src = IterSource::new(events.into_iter().map(Ok));
-            let pass = OccupancyPass {
-                planes: PlaneMap::new(vec![("a_0".into(), 8, 4), ("a_1".into(), 8, 4)]),
-            };
+            let pass = OccupancyPass { planes };
             let opts = PassOptions {
                 chunk_events: 3,
                 ..PassOptions::default()
@@ -318,12 +471,14 @@ mod tests {
                     col: 1,
                     row: 1,
                     charge: 1.0,
+                    time: 0.0,
                 }];
                 hits.push(PixelHit {
                     plane: 1,
                     col: 2,
                     row: 3,
                     charge: 1.0,
+                    time: 0.0,
                 });
                 if i % 10 == 0 {
                     hits.push(PixelHit {
@@ -331,6 +486,7 @@ mod tests {
                         col: 5,
                         row: 0,
                         charge: 1.0,
+                        time: 0.0,
                     });
                 }
                 Event {
@@ -342,10 +498,10 @@ mod tests {
             .collect();
         let occ = occupancy(events.clone(), 1);
         let occ4 = occupancy(events, 4);
-        assert_eq!(occ.counts, occ4.counts);
+        assert_eq!(occ, occ4);
         assert_eq!(occ.events, 40);
-        assert_eq!(occ.counts[0][8 + 1], 40);
-        assert_eq!(occ.counts[1][3 * 8 + 2], 40);
+        assert_eq!(occ.count(0, 8 + 1), 40);
+        assert_eq!(occ.count(1, 3 * 8 + 2), 40);
         let planes = PlaneMap::new(vec![("a_0".into(), 8, 4), ("a_1".into(), 8, 4)]);
         let pitch = [[0.03, 0.03]; 2];
         // frequency, cut 20: plane 1 mean = 44/32 = 1.375, limit 27.5: only (2,3).
@@ -374,15 +530,119 @@ mod tests {
         let mut counts = vec![10u32; cols * rows];
         counts[3 * cols + 7] = 100;
         counts[5 * cols + 2] = 19; // (19-10)/sqrt(10) = 2.85 < 5
+        let all: Vec<u32> = (0..(cols * rows) as u32).collect();
         let hot = local_density(
             &counts,
+            &all,
             cols,
             rows,
             [0.02924, 0.02688],
             1000,
             &params(MaskMethod::Localdensity),
         );
-        assert_eq!(hot.iter().filter(|&&h| h).count(), 1);
-        assert!(hot[3 * cols + 7]);
+        assert_eq!(hot, vec![(3 * cols + 7) as u32]);
+    }
+
+    #[test]
+    fn sparse_counts_and_hit_pixel_search_equal_a_dense_full_scan() {
+        // Random sparse hits on 2 planes of 64 x 32 with a few hot pixels: the sorted sparse
+        // counts (1 and 3 threads, and two halves added) equal a plain dense count of the
+        // events, and the hot-pixel search over the hit pixels gives exactly what a plain scan
+        // over every pixel of the dense counts gives (frequency and notebook written out here;
+        // localdensity evaluated at every pixel).
+        let mut seed = 99u64;
+        let mut rnd = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        let (cols, rows) = (64usize, 32usize);
+        let planes = PlaneMap::new(vec![("a_0".into(), 64, 32), ("a_1".into(), 64, 32)]);
+        let mut events = Vec::new();
+        let mut dense = vec![vec![0u32; cols * rows]; 2];
+        for n in 0..3000u64 {
+            let mut hits = Vec::new();
+            for _ in 0..rnd(4) {
+                let plane = rnd(2) as u16;
+                let (col, row) = if rnd(10) == 0 {
+                    (5 + rnd(3) as u16, 7)
+                } else {
+                    (rnd(cols as u64) as u16, rnd(rows as u64) as u16)
+                };
+                dense[plane as usize][usize::from(row) * cols + usize::from(col)] += 1;
+                hits.push(PixelHit {
+                    plane,
+                    col,
+                    row,
+                    charge: 1.0,
+                    time: 0.0,
+                });
+            }
+            events.push(Event {
+                number: n,
+                hits,
+                ref_clusters: Vec::new(),
+            });
+        }
+        let occ = occupancy_on(events.clone(), 1, planes.clone());
+        assert_eq!(occ, occupancy_on(events.clone(), 3, planes.clone()));
+        let mut halves = occupancy_on(events[..1234].to_vec(), 1, planes.clone());
+        halves.add(&occupancy_on(events[1234..].to_vec(), 2, planes.clone()));
+        assert_eq!(occ, halves);
+        for (p, d) in dense.iter().enumerate() {
+            assert_eq!(&occ.dense(p), d);
+        }
+        // Both ways of counting: few hits (fewer than 1/8 of the pixels) are sorted, many are
+        // counted in a dense array; here 40 events (~60 hits, sorted) and all (~4,500, dense).
+        let few = occupancy_on(events[..40].to_vec(), 2, planes.clone());
+        assert!(few.hits > 0 && few.hits < (2 * cols * rows / 8) as u64);
+        assert!(occ.hits > (2 * cols * rows / 8) as u64);
+        let mut few_dense = vec![vec![0u32; cols * rows]; 2];
+        for e in &events[..40] {
+            for h in &e.hits {
+                few_dense[h.plane as usize][usize::from(h.row) * cols + usize::from(h.col)] += 1;
+            }
+        }
+        for (p, d) in few_dense.iter().enumerate() {
+            assert_eq!(&few.dense(p), d);
+        }
+        let pitch = [[0.02924, 0.02688]; 2];
+        let all: Vec<u32> = (0..(cols * rows) as u32).collect();
+        let total: u64 = dense.iter().flatten().map(|&c| u64::from(c)).sum();
+        for (method, cut) in [
+            (MaskMethod::Frequency, 3.0),
+            (MaskMethod::Notebook, 3.0),
+            (MaskMethod::Localdensity, 0.0),
+        ] {
+            let mut par = params(method);
+            par.frequency_cut = cut;
+            par.notebook_factor = cut;
+            let fast = hot_pixels(&occ, &planes, &pitch, &par);
+            let plain: Vec<Vec<u32>> = dense
+                .iter()
+                .map(|c| {
+                    let limit = match method {
+                        MaskMethod::Frequency => {
+                            cut * c.iter().map(|&x| f64::from(x)).sum::<f64>() / c.len() as f64
+                        }
+                        MaskMethod::Notebook => {
+                            round_half_even(cut * total as f64 / (2 * c.len()) as f64)
+                        }
+                        _ => {
+                            return local_density(c, &all, cols, rows, pitch[0], occ.events, &par);
+                        }
+                    };
+                    (0..c.len() as u32)
+                        .filter(|&i| f64::from(c[i as usize]) > limit)
+                        .collect()
+                })
+                .collect();
+            assert_eq!(fast, plain, "{method:?}");
+            assert!(
+                fast.iter().any(|h| !h.is_empty()),
+                "{method:?}: nothing hot"
+            );
+        }
     }
 }

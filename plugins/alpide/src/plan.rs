@@ -19,13 +19,13 @@ use crate::align::{
     AlignStep, Chi2AlignParams, NotebookAlignParams, align_chi2, align_notebook, prealign,
     update_globals,
 };
-use crate::cluster::{Cluster, ClusterMode, Clusterer, PlaneInfo};
+use crate::cluster::{Cluster, ClusterMode, Clusterer, MaskBits, PlaneInfo};
 use crate::config::{AlignmentMethod, AlpideConfig, ClusteringMode, TrackingMode};
 use crate::event::{Event, PlaneMap};
 use crate::io::geometry::{DetectorGeometry, Geometry};
 use crate::io::{maskfile, open_events};
-use crate::mask::{HOT, MaskParams, Occupancy, OccupancyPass, find_hot_pixels};
-use crate::track::{Track, Tracker, TrackingParams, notebook_track, residuals};
+use crate::mask::{HOT, MaskParams, Occupancy, OccupancyPass, hot_pixels};
+use crate::track::{Residual, Track, Tracker, TrackingParams, notebook_track, residuals_into};
 
 /// Inputs up to this many bytes in total are read once and kept in memory for pass 2.
 pub const KEEP_IN_MEMORY_BYTES: u64 = 512 << 20;
@@ -70,6 +70,8 @@ struct Setup {
     planes: Vec<PlaneInfo>,
     tracking: TrackingParams,
     fixed: Vec<bool>,
+    /// The planes' masks as bit sets (set by `apply_hot_pixels`), for the clustering.
+    mask_bits: Vec<Option<MaskBits>>,
 }
 
 impl AlpidePlan {
@@ -158,11 +160,30 @@ impl AlpidePlan {
                 }
             })
             .collect();
+        // Time cuts as Corryvreckan's Tracking4D: absolute, or relative to every plane's
+        // time_resolution (none when a tracking plane has no time_resolution).
+        let time_cut = if c.tracking.time_cut_abs.ns() > 0.0 {
+            Some(vec![c.tracking.time_cut_abs.ns(); np])
+        } else if detectors
+            .iter()
+            .zip(&tracking_plane)
+            .all(|(d, &t)| !t || d.time_resolution.is_some())
+        {
+            Some(
+                detectors
+                    .iter()
+                    .map(|d| c.tracking.time_cut_rel * d.time_resolution.unwrap_or(f64::INFINITY))
+                    .collect(),
+            )
+        } else {
+            None
+        };
         let tracking = TrackingParams {
             min_hits_on_track: c.tracking.min_hits_on_track,
             spatial_cut,
             tracking_plane,
             exclude_from_seed,
+            time_cut,
         };
         let mut fixed = resolve(&c.alignment.fixed_planes, "alignment.fixed_planes")?;
         if c.alignment.fixed_planes.is_empty() {
@@ -173,6 +194,10 @@ impl AlpidePlan {
                 fixed[last] = true;
             }
         }
+        let mask_bits = planes
+            .iter()
+            .map(|p| p.mask.as_ref().map(MaskBits::new))
+            .collect();
         Ok(Setup {
             geometry,
             detectors,
@@ -180,6 +205,7 @@ impl AlpidePlan {
             planes,
             tracking,
             fixed,
+            mask_bits,
         })
     }
 
@@ -209,6 +235,8 @@ struct Chain<'a> {
     hist_template: Vec<PlaneHists>,
     /// Empty chi2/ndof histogram.
     chi2_template: Hist1D,
+    /// The planes' masks as bit sets, for the clustering.
+    mask_bits: &'a [Option<MaskBits>],
 }
 
 /// Pass 2's partial state.
@@ -217,6 +245,7 @@ struct ChainPartial {
     tracker: Tracker,
     clusters: Vec<Cluster>,
     tracks_buf: Vec<Track>,
+    res_buf: Vec<Residual>,
     events: u64,
     by_planes: Vec<u64>,
     clusters_per_plane: Vec<u64>,
@@ -233,10 +262,16 @@ fn new_hists(np: usize, range: f64, bins: usize) -> Result<Vec<PlaneHists>, RunE
     Ok(vec![std::array::from_fn(|_| h.clone()); np])
 }
 
-fn fill_residuals(hists: &mut [PlaneHists], t: &Track, svd: bool, row: Option<&mut Vec<f64>>) {
-    let res = residuals(t, svd);
+fn fill_residuals(
+    hists: &mut [PlaneHists],
+    t: &Track,
+    svd: bool,
+    row: Option<&mut Vec<f64>>,
+    scratch: &mut Vec<Residual>,
+) {
+    residuals_into(t, svd, true, scratch);
     let mut row = row;
-    for (p, b, u) in res {
+    for &(p, b, u) in scratch.iter() {
         let h = &mut hists[p as usize];
         h[0].fill(b[0]);
         h[1].fill(b[1]);
@@ -273,6 +308,7 @@ impl Analysis<Event> for Chain<'_> {
             tracker: Tracker::default(),
             clusters: Vec::new(),
             tracks_buf: Vec::new(),
+            res_buf: Vec::new(),
             events: 0,
             by_planes: vec![0; np + 1],
             clusters_per_plane: vec![0; np],
@@ -287,8 +323,13 @@ impl Analysis<Event> for Chain<'_> {
     fn fold(&self, p: &mut ChainPartial, e: &Event, _index: u64) -> Result<(), RunError> {
         p.events += 1;
         p.clusters.clear();
-        p.clusterer
-            .cluster_event(&e.hits, self.planes, self.mode(), &mut p.clusters);
+        p.clusterer.cluster_event_bits(
+            &e.hits,
+            self.planes,
+            self.mask_bits,
+            self.mode(),
+            &mut p.clusters,
+        );
         let mut hit = 0u64;
         for c in &p.clusters {
             p.clusters_per_plane[c.plane as usize] += 1;
@@ -332,7 +373,7 @@ impl Analysis<Event> for Chain<'_> {
         for t in p.tracks_buf.drain(..) {
             p.chi2.fill(t.chi2ndof());
             let mut row = vec![f64::NAN; 4 * np];
-            fill_residuals(&mut p.hists, &t, svd, Some(&mut row));
+            fill_residuals(&mut p.hists, &t, svd, Some(&mut row), &mut p.res_buf);
             p.track_rows.push((t, row));
         }
         if self.keep_for_alignment {
@@ -407,6 +448,223 @@ fn rms_json(hists: &[PlaneHists], names: &[String]) -> Value {
     Value::Object(m)
 }
 
+/// Seconds spent in each stage of the chain (see [`AlpidePlan::time_chain`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Events processed.
+    pub events: u64,
+    /// Hit counts (one pass over the events).
+    pub count: f64,
+    /// Hot-pixel search and the planes' masks.
+    pub mask: f64,
+    /// Clusters, tracks and residuals (one pass over the events).
+    pub cluster_track: f64,
+    /// The alignment.
+    pub align: f64,
+    /// Tracks found (a check that the work was done).
+    pub tracks: usize,
+}
+
+impl StageTimes {
+    /// The whole chain (count + mask + cluster/track + align).
+    pub fn total(&self) -> f64 {
+        self.count + self.mask + self.cluster_track + self.align
+    }
+}
+
+/// Runs an [`Analysis`] over borrowed events (events already in memory).
+struct ByRef<'a, A>(&'a A);
+
+impl<'e, A: Analysis<Event>> Analysis<&'e Event> for ByRef<'_, A> {
+    type Partial = A::Partial;
+    type Output = A::Output;
+    fn init(&self) -> A::Partial {
+        self.0.init()
+    }
+    fn fold(&self, p: &mut A::Partial, e: &&'e Event, index: u64) -> Result<(), RunError> {
+        self.0.fold(p, e, index)
+    }
+    fn merge(&self, acc: &mut A::Partial, next: A::Partial) {
+        self.0.merge(acc, next);
+    }
+    fn finish(&self, acc: A::Partial) -> Result<A::Output, RunError> {
+        self.0.finish(acc)
+    }
+}
+
+impl AlpidePlan {
+    /// The plane map of the configured geometry (to read inputs outside [`RunPlan::run`]).
+    pub fn plane_map(&self) -> Result<PlaneMap, RunError> {
+        let c = &self.config;
+        let geometry = if c.geometry.is_empty() {
+            Geometry::alpide_telescope(c.telescope.planes, c.telescope.spacing.mm())
+        } else {
+            Geometry::read(&self.base_dir.join(&c.geometry))?
+        };
+        Ok(geometry.plane_map())
+    }
+
+    /// The chain as the benchmark defines it (hit counts, hot-pixel masks, clusters, tracks and
+    /// residuals, the alignment as configured) on events already in memory, each stage timed;
+    /// no output is written. Runs on the current rayon pool, with the same code as
+    /// [`RunPlan::run`].
+    pub fn time_chain(&self, events: &[Event], ctx: &RunContext) -> Result<StageTimes, RunError> {
+        use std::time::Instant;
+        let mut s = self.setup(ctx)?;
+        let opts = PassOptions {
+            max_events: None,
+            ..self.pass_options(ctx)
+        };
+        let progress = caliper_core::instrument::NoProgress;
+        let mut t = StageTimes {
+            events: events.len() as u64,
+            ..StageTimes::default()
+        };
+        let t0 = Instant::now();
+        let occ_pass = OccupancyPass {
+            planes: s.map.clone(),
+        };
+        let mut src = IterSource::new(events.iter().map(Ok));
+        let occ = run_pass(&mut src, &ByRef(&occ_pass), &opts, &progress)?.output;
+        t.count = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let hot = self.apply_hot_pixels(&mut s, &occ);
+        std::hint::black_box(&hot);
+        t.mask = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let chain = self.chain(&s)?;
+        let mut src = IterSource::new(events.iter().map(Ok));
+        let res = run_pass(&mut src, &ByRef(&chain), &opts, &progress)?.output;
+        t.cluster_track = t0.elapsed().as_secs_f64();
+        t.tracks = res.track_rows.len();
+        let t0 = Instant::now();
+        if self.config.alignment.method != AlignmentMethod::None {
+            let out = self.align(&s, &res.align_events)?;
+            std::hint::black_box(&out);
+        }
+        t.align = t0.elapsed().as_secs_f64();
+        Ok(t)
+    }
+
+    /// Finds the hot pixels and sets them in the planes' mask bit sets; returns them per plane
+    /// as row-major pixel indices.
+    fn apply_hot_pixels(&self, s: &mut Setup, occ: &Occupancy) -> Vec<Vec<u32>> {
+        let cfg = &self.config;
+        let pitch: Vec<[f64; 2]> = s.detectors.iter().map(|d| d.pixel_pitch).collect();
+        let mp = MaskParams {
+            method: cfg.masking.method,
+            frequency_cut: cfg.masking.frequency_cut,
+            density_bandwidth: cfg.masking.density_bandwidth,
+            sigma_above_avg_max: cfg.masking.sigma_above_avg_max,
+            rate_max: cfg.masking.rate_max,
+            notebook_factor: cfg.masking.notebook_factor,
+        };
+        let hot = hot_pixels(occ, &s.map, &pitch, &mp);
+        for ((h, info), bits) in hot.iter().zip(&mut s.planes).zip(&mut s.mask_bits) {
+            if h.is_empty() {
+                continue;
+            }
+            let d = &info.geometry;
+            let cols = usize::from(d.number_of_pixels[0]);
+            let rows = usize::from(d.number_of_pixels[1]);
+            match bits {
+                Some(b) => b.set_indices(h),
+                None => *bits = Some(MaskBits::from_indices(cols, rows, h)),
+            }
+        }
+        hot
+    }
+
+    /// Sets the hot pixels in the planes' masks (what the outputs report; the clustering uses
+    /// the bit sets).
+    fn mask_hot_pixels(s: &mut Setup, hot: &[Vec<u32>]) {
+        for (h, info) in hot.iter().zip(&mut s.planes) {
+            if h.is_empty() {
+                continue;
+            }
+            let d = &info.geometry;
+            let cols = usize::from(d.number_of_pixels[0]);
+            let m = info
+                .mask
+                .get_or_insert_with(|| PixelMask::new(usize::from(d.number_of_pixels[1]), cols));
+            for &i in h {
+                let _ = m.set(i as usize / cols, i as usize % cols, HOT);
+            }
+        }
+    }
+
+    /// The clustering and tracking pass.
+    fn chain<'a>(&'a self, s: &'a Setup) -> Result<Chain<'a>, RunError> {
+        let cfg = &self.config;
+        let np = s.planes.len();
+        Ok(Chain {
+            cfg,
+            planes: &s.planes,
+            tracking: &s.tracking,
+            keep_for_alignment: cfg.alignment.method != AlignmentMethod::None,
+            hist_template: new_hists(np, cfg.output.residual_range.mm(), cfg.output.residual_bins)?,
+            chi2_template: Hist1D::new(0.0, cfg.tracking.max_plot_chi2, 100)
+                .map_err(|e| RunError::failed(format!("tracking.max_plot_chi2: {e}")))?,
+            mask_bits: &s.mask_bits,
+        })
+    }
+
+    /// The alignment (method as configured): the aligned planes, the history, and whether
+    /// every stage converged.
+    fn align(
+        &self,
+        s: &Setup,
+        align_events: &[(u64, Vec<Cluster>)],
+    ) -> Result<(Vec<PlaneInfo>, Vec<AlignStep>, bool), RunError> {
+        let cfg = &self.config;
+        let a = &cfg.alignment;
+        let mut history = Vec::new();
+        let mut converged = true;
+        // The masks are not needed (and not copied): clusters are already made.
+        let mut planes: Vec<PlaneInfo> = s
+            .planes
+            .iter()
+            .map(|p| PlaneInfo {
+                geometry: p.geometry.clone(),
+                transform: p.transform,
+                mask: None,
+            })
+            .collect();
+        match a.method {
+            AlignmentMethod::Chi2 => {
+                if a.prealign {
+                    prealign(align_events, &mut planes, &s.fixed);
+                }
+                let par = Chi2AlignParams {
+                    fixed: s.fixed.clone(),
+                    rotation: a.align_rotation,
+                    tilts: a.align_tilts,
+                    stage_cuts: a.stage_cuts.iter().map(|c| c.mm()).collect(),
+                    max_iterations: a.max_iterations,
+                    tolerance_shift: a.tolerance_shift.mm(),
+                    tolerance_rotation: a.tolerance_rotation.rad(),
+                    max_track_chi2ndof: a.max_track_chi2ndof,
+                    tracking: s.tracking.clone(),
+                };
+                (history, converged) =
+                    align_chi2(align_events, &mut planes, &par).map_err(RunError::failed)?;
+            }
+            AlignmentMethod::Notebook => {
+                let par = NotebookAlignParams {
+                    fixed: s.fixed.clone(),
+                    alignments: a.alignments,
+                    fine_alignments: a.fine_alignments,
+                    min_planes: cfg.tracking.min_hits_on_track,
+                    fine_residual_cut: a.fine_residual_cut.mm(),
+                };
+                history = align_notebook(align_events, &mut planes, &par);
+            }
+            AlignmentMethod::None => {}
+        }
+        Ok((planes, history, converged))
+    }
+}
+
 impl RunPlan for AlpidePlan {
     fn resolved_config(&self) -> String {
         // The geometry path resolved against the config's folder, so the text stands alone.
@@ -460,54 +718,35 @@ impl RunPlan for AlpidePlan {
             }
             match &mut occ {
                 None => occ = Some(out.output),
-                Some(o) => {
-                    for (a, b) in o.counts.iter_mut().zip(&out.output.counts) {
-                        for (x, y) in a.iter_mut().zip(b) {
-                            *x += y;
-                        }
-                    }
-                    o.events += out.output.events;
-                    o.hits += out.output.hits;
-                }
+                Some(o) => o.add(&out.output),
             }
         }
         let occ = occ.unwrap_or_default();
-        let pitch: Vec<[f64; 2]> = s.detectors.iter().map(|d| d.pixel_pitch).collect();
-        let mp = MaskParams {
-            method: cfg.masking.method,
-            frequency_cut: cfg.masking.frequency_cut,
-            density_bandwidth: cfg.masking.density_bandwidth,
-            sigma_above_avg_max: cfg.masking.sigma_above_avg_max,
-            rate_max: cfg.masking.rate_max,
-            notebook_factor: cfg.masking.notebook_factor,
-        };
-        let hot = find_hot_pixels(&occ, &s.map, &pitch, &mp);
+        let hot_list = self.apply_hot_pixels(&mut s, &occ);
+        Self::mask_hot_pixels(&mut s, &hot_list);
+        let hot: Vec<PixelMask> = hot_list
+            .iter()
+            .zip(&s.detectors)
+            .map(|(h, d)| {
+                let cols = usize::from(d.number_of_pixels[0]);
+                let mut m = PixelMask::new(usize::from(d.number_of_pixels[1]), cols);
+                for &i in h {
+                    let _ = m.set(i as usize / cols, i as usize % cols, HOT);
+                }
+                m
+            })
+            .collect();
         let mut masked = Map::new();
         let mut hot_count = Map::new();
         for (p, h) in hot.iter().enumerate() {
-            let info = &mut s.planes[p];
-            match &mut info.mask {
-                Some(m) => {
-                    let _ = m.union(h);
-                }
-                None => info.mask = Some(h.clone()),
-            }
-            let m = info.mask.as_ref().map_or(0, PixelMask::count_masked);
+            let m = s.planes[p].mask.as_ref().map_or(0, PixelMask::count_masked);
             masked.insert(s.detectors[p].name.clone(), json!(m));
             hot_count.insert(s.detectors[p].name.clone(), json!(h.count(HOT)));
         }
 
         // Pass 2: clusters, tracks, residuals.
         ctx.progress().set_message("pass 2/2: clusters and tracks");
-        let chain = Chain {
-            cfg,
-            planes: &s.planes,
-            tracking: &s.tracking,
-            keep_for_alignment: cfg.alignment.method != AlignmentMethod::None,
-            hist_template: new_hists(np, cfg.output.residual_range.mm(), cfg.output.residual_bins)?,
-            chi2_template: Hist1D::new(0.0, cfg.tracking.max_plot_chi2, 100)
-                .map_err(|e| RunError::failed(format!("tracking.max_plot_chi2: {e}")))?,
-        };
+        let chain = self.chain(&s)?;
         let mut res: Option<ChainPartial> = None;
         for (k, input) in inputs.iter().enumerate() {
             let out = if keep {
@@ -536,39 +775,12 @@ impl RunPlan for AlpidePlan {
         if cfg.alignment.method != AlignmentMethod::None {
             ctx.progress().set_message("alignment");
             let a = &cfg.alignment;
-            let mut planes = s.planes.clone();
-            match a.method {
-                AlignmentMethod::Chi2 => {
-                    if a.prealign {
-                        prealign(&res.align_events, &mut planes, &s.fixed);
-                    }
-                    let par = Chi2AlignParams {
-                        fixed: s.fixed.clone(),
-                        rotation: a.align_rotation,
-                        stage_cuts: a.stage_cuts.iter().map(|c| c.mm()).collect(),
-                        max_iterations: a.max_iterations,
-                        tolerance_shift: a.tolerance_shift.mm(),
-                        tolerance_rotation: a.tolerance_rotation.rad(),
-                        max_track_chi2ndof: a.max_track_chi2ndof,
-                        tracking: s.tracking.clone(),
-                    };
-                    (history, converged) = align_chi2(&res.align_events, &mut planes, &par)
-                        .map_err(RunError::failed)?;
-                    if !converged {
-                        ctx.warn("alignment: a stage stopped at alignment.max_iterations before converging");
-                    }
-                }
-                AlignmentMethod::Notebook => {
-                    let par = NotebookAlignParams {
-                        fixed: s.fixed.clone(),
-                        alignments: a.alignments,
-                        fine_alignments: a.fine_alignments,
-                        min_planes: cfg.tracking.min_hits_on_track,
-                        fine_residual_cut: a.fine_residual_cut.mm(),
-                    };
-                    history = align_notebook(&res.align_events, &mut planes, &par);
-                }
-                AlignmentMethod::None => {}
+            let (planes, h, c) = self.align(&s, &res.align_events)?;
+            (history, converged) = (h, c);
+            if !converged {
+                ctx.warn(
+                    "alignment: a stage stopped at alignment.max_iterations before converging",
+                );
             }
             // Residuals with the aligned geometry.
             let mut hists =
@@ -583,6 +795,7 @@ impl RunPlan for AlpidePlan {
             let mut tracker = Tracker::default();
             let mut buf = Vec::new();
             let mut tracks = Vec::new();
+            let mut scratch = Vec::new();
             for (n, cl) in &res.align_events {
                 buf.clear();
                 buf.extend_from_slice(cl);
@@ -594,7 +807,7 @@ impl RunPlan for AlpidePlan {
                     tracker.tracking4d(*n, &buf, &planes, &tp, &mut tracks);
                 }
                 for t in &tracks {
-                    fill_residuals(&mut hists, t, svd, None);
+                    fill_residuals(&mut hists, t, svd, None, &mut scratch);
                 }
                 if display.len() < cfg.output.event_display_tracks {
                     display.extend(
@@ -621,7 +834,10 @@ impl RunPlan for AlpidePlan {
             ));
             let path = ctx.output_path("aligned_geometry.conf");
             std::fs::write(&path, text).map_err(|e| RunError::io(&path, e))?;
-            s.planes = planes;
+            for (p, new) in s.planes.iter_mut().zip(planes) {
+                p.geometry = new.geometry;
+                p.transform = new.transform;
+            }
         }
 
         // Mask files (hot pixels found in this run), one per detector.
@@ -702,6 +918,8 @@ impl RunPlan for AlpidePlan {
                         "shift_x_um": um(h.position[0] - sx), "shift_y_um": um(h.position[1] - sy),
                         "shift_rot_z_mrad": (h.rotation_z - sr) * 1e3,
                         "error_x_um": um(h.error[0]), "error_y_um": um(h.error[1]), "error_rot_z_mrad": h.error[2] * 1e3,
+                        "rot_x_mrad": h.tilts[0] * 1e3, "rot_y_mrad": h.tilts[1] * 1e3,
+                        "error_rot_x_mrad": h.tilt_errors[0] * 1e3, "error_rot_y_mrad": h.tilt_errors[1] * 1e3,
                         "fixed": s.fixed[h.plane],
                         "aligned": !s.fixed[h.plane] && s.tracking.tracking_plane[h.plane],
                     }),
@@ -776,6 +994,8 @@ impl AlpidePlan {
         t.push_f64("slope_y", tr.iter().map(|x| x.0.line.sy).collect());
         t.push_f64("chi2", tr.iter().map(|x| x.0.chi2).collect());
         t.push_i32("ndof", tr.iter().map(|x| x.0.ndof).collect());
+        t.push_f64("time", tr.iter().map(|x| x.0.time).collect());
+        t.set_unit("time", "ns");
         t.push_u32(
             "clusters",
             tr.iter().map(|x| x.0.clusters.len() as u32).collect(),
@@ -820,8 +1040,12 @@ impl AlpidePlan {
                 usize::from(d.number_of_pixels[1]),
                 usize::from(d.number_of_pixels[0]),
             ];
-            if let Some(c) = occ.counts.get(p) {
-                h5.write_array(&format!("/alpide/hitmaps/{}", d.name), &shape, c)?;
+            if p < occ.pixels.len() {
+                h5.write_array(
+                    &format!("/alpide/hitmaps/{}", d.name),
+                    &shape,
+                    &occ.dense(p),
+                )?;
             }
             if let Some(m) = &s.planes[p].mask {
                 h5.write_array(&format!("/alpide/mask/{}", d.name), &shape, &m.to_u8())?;
@@ -842,6 +1066,16 @@ impl AlpidePlan {
             t.push_f64("error_x", history.iter().map(|h| h.error[0]).collect());
             t.push_f64("error_y", history.iter().map(|h| h.error[1]).collect());
             t.push_f64("error_rot_z", history.iter().map(|h| h.error[2]).collect());
+            t.push_f64("rot_x", history.iter().map(|h| h.tilts[0]).collect());
+            t.push_f64("rot_y", history.iter().map(|h| h.tilts[1]).collect());
+            t.push_f64(
+                "error_rot_x",
+                history.iter().map(|h| h.tilt_errors[0]).collect(),
+            );
+            t.push_f64(
+                "error_rot_y",
+                history.iter().map(|h| h.tilt_errors[1]).collect(),
+            );
             t.push_u64("tracks", history.iter().map(|h| h.tracks as u64).collect());
             t.push_f64(
                 "mean_chi2ndof",
@@ -849,7 +1083,9 @@ impl AlpidePlan {
             );
             t.set_unit("x", "mm")
                 .set_unit("y", "mm")
-                .set_unit("rot_z", "rad");
+                .set_unit("rot_z", "rad")
+                .set_unit("rot_x", "rad")
+                .set_unit("rot_y", "rad");
             h5.write_table("/alpide/alignment_history", &t)?;
         }
         Ok(())

@@ -88,16 +88,16 @@ pub fn write_all(
         save(&fig, ctx, "alignment_convergence.png")?;
     }
     // Hit maps.
-    if !occ.counts.is_empty() {
+    if !occ.pixels.is_empty() {
         let mut fig = Figure::grid(420 * cols as u32, 260 * rows as u32, rows, cols);
         fig.title("Hit maps");
-        for (p, counts) in occ.counts.iter().enumerate() {
-            let ncols = 1024usize.min(counts.len());
-            let nrows = counts.len() / ncols.max(1);
+        for (p, name) in names.iter().enumerate().take(occ.pixels.len()) {
+            let counts = occ.dense(p);
+            let (ncols, nrows) = (usize::from(occ.dims[p].0), usize::from(occ.dims[p].1));
             let panel = fig.panel(p / cols, p % cols);
-            panel.title(&names[p]).xlabel("column").ylabel("row");
+            panel.title(name).xlabel("column").ylabel("row");
             panel
-                .image(counts, nrows, ncols)
+                .image(&counts, nrows, ncols)
                 .cmap(Colormap::Viridis)
                 .limits(Limits::Percentile(0.0, 99.9))
                 .resample(Resample::Max)

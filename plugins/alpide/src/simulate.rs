@@ -160,6 +160,7 @@ pub fn simulate_events(cfg: &SimConfig, seed: u64) -> Simulated {
                                     col: c as u16,
                                     row: r as u16,
                                     charge: 1.0,
+                                    time: 0.0,
                                 });
                                 n += 1.0;
                                 sc += c;
@@ -191,6 +192,7 @@ pub fn simulate_events(cfg: &SimConfig, seed: u64) -> Simulated {
                     col: rng.random_range(0..1024),
                     row: rng.random_range(0..512),
                     charge: 1.0,
+                    time: 0.0,
                 });
             }
             for &(c, r) in &hot[p] {
@@ -200,6 +202,7 @@ pub fn simulate_events(cfg: &SimConfig, seed: u64) -> Simulated {
                         col: c,
                         row: r,
                         charge: 1.0,
+                        time: 0.0,
                     });
                 }
             }
@@ -212,6 +215,7 @@ pub fn simulate_events(cfg: &SimConfig, seed: u64) -> Simulated {
                                 col: c,
                                 row: r,
                                 charge: 1.0,
+                                time: 0.0,
                             });
                         }
                     }

@@ -42,14 +42,24 @@ impl Line {
 /// Weighted least squares of x(z) and y(z) over points `(global, error)`; `skip` leaves one out.
 /// `None` with fewer than two points or a singular system (all z equal).
 pub fn fit_lsq(points: &[([f64; 3], [f64; 2])], skip: Option<usize>) -> Option<Line> {
+    fit_lsq_by(points.len(), skip, |k| points[k])
+}
+
+/// [`fit_lsq`] over `n` points `(global, error)` given by `get`: no allocation.
+pub fn fit_lsq_by(
+    n_points: usize,
+    skip: Option<usize>,
+    get: impl Fn(usize) -> ([f64; 3], [f64; 2]),
+) -> Option<Line> {
     // Two independent 2x2 normal equations (Corryvreckan solves the equivalent 4x4 block system).
     let mut sx = [0.0f64; 5]; // S, Sz, Szz, Sx, Szx
     let mut sy = [0.0f64; 5];
     let mut n = 0;
-    for (k, (g, e)) in points.iter().enumerate() {
+    for k in 0..n_points {
         if Some(k) == skip {
             continue;
         }
+        let (g, e) = get(k);
         n += 1;
         let z = g[2];
         for (s, (v, err)) in [(&mut sx, (g[0], e[0])), (&mut sy, (g[1], e[1]))] {
@@ -99,6 +109,105 @@ pub fn chi2(line: &Line, points: &[([f64; 3], [f64; 2])]) -> f64 {
 /// centred N x 3 matrix, which is the eigenvector of the largest eigenvalue of its 3 x 3 scatter
 /// matrix. `None` for fewer than two points or a line parallel to the planes.
 pub fn fit_svd(points: &[[f64; 3]]) -> Option<Line> {
+    fit_svd_by(points.len(), None, |k| points[k])
+}
+
+/// [`fit_svd`] over `n` points given by `get`, leaving out `skip`: no allocation.
+///
+/// The principal axis is found by power iteration on the 3 x 3 scatter matrix, starting from
+/// the z axis (tracks cross the planes, so z dominates and it converges in a few steps, the
+/// error shrinking by lambda2 / lambda1 per step) until the direction changes by less than
+/// 1e-15; when it does not converge within 200 steps (nearly equal largest eigenvalues) it
+/// falls back to nalgebra's symmetric eigen-decomposition ([`fit_svd_reference`]). A test
+/// checks the two agree.
+pub fn fit_svd_by(n: usize, skip: Option<usize>, get: impl Fn(usize) -> [f64; 3]) -> Option<Line> {
+    let used = n - usize::from(skip.is_some_and(|s| s < n));
+    if used < 2 {
+        return None;
+    }
+    let mut mean = [0.0f64; 3];
+    for k in (0..n).filter(|&k| Some(k) != skip) {
+        let p = get(k);
+        for i in 0..3 {
+            mean[i] += p[i];
+        }
+    }
+    let m = used as f64;
+    for v in &mut mean {
+        *v /= m;
+    }
+    // Upper triangle of the scatter matrix: xx, xy, xz, yy, yz, zz.
+    let mut s = [0.0f64; 6];
+    for k in (0..n).filter(|&k| Some(k) != skip) {
+        let p = get(k);
+        let d = [p[0] - mean[0], p[1] - mean[1], p[2] - mean[2]];
+        s[0] += d[0] * d[0];
+        s[1] += d[0] * d[1];
+        s[2] += d[0] * d[2];
+        s[3] += d[1] * d[1];
+        s[4] += d[1] * d[2];
+        s[5] += d[2] * d[2];
+    }
+    let dir = principal_axis(&s).or_else(|| {
+        let mat = Matrix3::new(s[0], s[1], s[2], s[1], s[3], s[4], s[2], s[4], s[5]);
+        principal_axis_eigen(mat)
+    })?;
+    line_from(mean, dir)
+}
+
+fn line_from(mean: [f64; 3], d: [f64; 3]) -> Option<Line> {
+    if d[2].abs() < 1e-12 {
+        return None;
+    }
+    let (sx, sy) = (d[0] / d[2], d[1] / d[2]);
+    Some(Line {
+        x0: mean[0] - sx * mean[2],
+        y0: mean[1] - sy * mean[2],
+        sx,
+        sy,
+    })
+}
+
+/// Power iteration for the unit eigenvector of the largest eigenvalue (see [`fit_svd_by`]).
+fn principal_axis(s: &[f64; 6]) -> Option<[f64; 3]> {
+    let mut v = [0.0, 0.0, 1.0];
+    for _ in 0..200 {
+        let w = [
+            s[0] * v[0] + s[1] * v[1] + s[2] * v[2],
+            s[1] * v[0] + s[3] * v[1] + s[4] * v[2],
+            s[2] * v[0] + s[4] * v[1] + s[5] * v[2],
+        ];
+        let norm = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt();
+        if !(norm > 0.0 && norm.is_finite()) {
+            return None;
+        }
+        let w = [w[0] / norm, w[1] / norm, w[2] / norm];
+        let change = (w[0] - v[0])
+            .abs()
+            .max((w[1] - v[1]).abs())
+            .max((w[2] - v[2]).abs());
+        v = w;
+        if change <= 1e-15 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn principal_axis_eigen(s: Matrix3<f64>) -> Option<[f64; 3]> {
+    let eig = s.symmetric_eigen();
+    let (imax, _) = eig
+        .eigenvalues
+        .iter()
+        .enumerate()
+        .fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+    let d = eig.eigenvectors.column(imax);
+    Some([d[0], d[1], d[2]])
+}
+
+/// The straightforward [`fit_svd`]: nalgebra's symmetric eigen-decomposition of the scatter
+/// matrix (kept to test the fast path against).
+pub fn fit_svd_reference(points: &[[f64; 3]]) -> Option<Line> {
     if points.len() < 2 {
         return None;
     }
@@ -113,23 +222,8 @@ pub fn fit_svd(points: &[[f64; 3]]) -> Option<Line> {
         let d = Vector3::from(*p) - mean;
         s += d * d.transpose();
     }
-    let eig = s.symmetric_eigen();
-    let (imax, _) = eig
-        .eigenvalues
-        .iter()
-        .enumerate()
-        .fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-    let d = eig.eigenvectors.column(imax);
-    if d[2].abs() < 1e-12 {
-        return None;
-    }
-    let (sx, sy) = (d[0] / d[2], d[1] / d[2]);
-    Some(Line {
-        x0: mean.x - sx * mean.z,
-        y0: mean.y - sy * mean.z,
-        sx,
-        sy,
-    })
+    let d = principal_axis_eigen(s)?;
+    line_from([mean.x, mean.y, mean.z], d)
 }
 
 /// A track: its line, fit quality and clusters.
@@ -145,6 +239,10 @@ pub struct Track {
     pub ndof: i32,
     /// The clusters on the track, in plane (z) order.
     pub clusters: Vec<Cluster>,
+    /// Track time (ns): with time cuts, Corryvreckan's average of the cluster times less the
+    /// time of flight from z = 0, weighted by 1 / time cut of each cluster's plane; else the
+    /// plain mean of the cluster times.
+    pub time: f64,
 }
 
 impl Track {
@@ -169,7 +267,13 @@ pub struct TrackingParams {
     pub tracking_plane: Vec<bool>,
     /// Planes that may not seed.
     pub exclude_from_seed: Vec<bool>,
+    /// Time cut per plane (ns), or none (no time cuts): Corryvreckan's `time_cut_abs`, or
+    /// `time_cut_rel` x the plane's `time_resolution`.
+    pub time_cut: Option<Vec<f64>>,
 }
+
+/// Speed of light (mm/ns), for Corryvreckan's time-of-flight correction of the track time.
+const C_MM_PER_NS: f64 = 299.792458;
 
 /// Per-plane intersection helpers, reused between events.
 #[derive(Debug, Default, Clone)]
@@ -216,9 +320,35 @@ impl Tracker {
         let others: Vec<usize> = (0..np)
             .filter(|&p| p != first && p != last && par.tracking_plane[p])
             .collect();
+        // Corryvreckan Tracking4D's time cuts: the seed pair within the larger of the two
+        // planes' cuts; a further plane's clusters within max(smaller seed cut, that plane's
+        // cut) of the track time, which is updated after every added cluster.
+        let tcut = par.time_cut.as_deref();
+        let track_time = |members: &[usize]| -> f64 {
+            let (mut sw, mut st) = (0.0, 0.0);
+            for &m in members {
+                let c = &clusters[m];
+                let w = tcut.map_or(1.0, |t| 1.0 / t[c.plane as usize]);
+                let tof = if tcut.is_some() {
+                    c.global[2] / C_MM_PER_NS
+                } else {
+                    0.0
+                };
+                sw += w;
+                st += w * (c.time - tof);
+            }
+            st / sw
+        };
         for i1 in self.ranges[first].0..self.ranges[first].1 {
             for i2 in self.ranges[last].0..self.ranges[last].1 {
+                if let Some(t) = tcut {
+                    let seed_cut = t[first].max(t[last]);
+                    if (clusters[i1].time - clusters[i2].time).abs() > seed_cut {
+                        continue;
+                    }
+                }
                 let mut members: Vec<usize> = vec![i1, i2];
+                let mut time = track_time(&members);
                 for (n_checked, &p) in others.iter().enumerate() {
                     // Early exit when the planes left cannot make up min_hits_on_track.
                     if others.len() - n_checked + members.len() < par.min_hits_on_track {
@@ -242,8 +372,12 @@ impl Tracker {
                         continue;
                     };
                     let cut = par.spatial_cut[p];
+                    let window = tcut.map(|t| t[first].min(t[last]).max(t[p]));
                     let mut best: Option<(f64, usize)> = None;
                     for (j, c) in clusters.iter().enumerate().take(e).skip(s) {
+                        if window.is_some_and(|w| (c.time - time).abs() > w) {
+                            continue;
+                        }
                         let dx = c.local[0] - icpt[0];
                         let dy = c.local[1] - icpt[1];
                         if (dx / cut[0]).powi(2) + (dy / cut[1]).powi(2) > 1.0 {
@@ -256,6 +390,7 @@ impl Tracker {
                     }
                     if let Some((_, j)) = best {
                         members.push(j);
+                        time = track_time(&members);
                     }
                 }
                 if members.len() < par.min_hits_on_track.max(2) {
@@ -277,6 +412,7 @@ impl Tracker {
                     chi2: chi2(&line, &self.points),
                     ndof: 2 * members.len() as i32 - 4,
                     clusters: members.iter().map(|&m| clusters[m]).collect(),
+                    time,
                 });
             }
         }
@@ -289,14 +425,14 @@ pub fn notebook_track(event: u64, clusters: &[Cluster], min_planes: usize) -> Op
     if clusters.len() < min_planes.max(2) {
         return None;
     }
-    let pts: Vec<[f64; 3]> = clusters.iter().map(|c| c.global).collect();
-    let line = fit_svd(&pts)?;
+    let line = fit_svd_by(clusters.len(), None, |k| clusters[k].global)?;
     Some(Track {
         event,
         line,
         chi2: notebook_chi2(&line, clusters),
         ndof: 3 * clusters.len() as i32 - 4,
         clusters: clusters.to_vec(),
+        time: clusters.iter().map(|c| c.time).sum::<f64>() / clusters.len() as f64,
     })
 }
 
@@ -313,33 +449,40 @@ pub fn notebook_chi2(line: &Line, clusters: &[Cluster]) -> f64 {
         .sum()
 }
 
+/// One cluster's residuals: plane, biased (x, y), unbiased (x, y; NaN when not computed).
+pub type Residual = (u16, [f64; 2], [f64; 2]);
+
 /// Residuals (cluster - track at the cluster's z, global x and y) of every cluster of a track:
 /// biased (the track as fitted) and unbiased (refitted without that cluster; NaN when fewer than
 /// two clusters remain).
-pub fn residuals(track: &Track, svd: bool) -> Vec<(u16, [f64; 2], [f64; 2])> {
-    let pts: Vec<([f64; 3], [f64; 2])> =
-        track.clusters.iter().map(|c| (c.global, c.error)).collect();
-    let mut out = Vec::with_capacity(pts.len());
-    for (k, c) in track.clusters.iter().enumerate() {
+pub fn residuals(track: &Track, svd: bool) -> Vec<Residual> {
+    let mut out = Vec::with_capacity(track.clusters.len());
+    residuals_into(track, svd, true, &mut out);
+    out
+}
+
+/// [`residuals`] into a reused buffer (cleared first); with `unbiased` false the unbiased ones
+/// are not computed (NaN).
+pub fn residuals_into(track: &Track, svd: bool, unbiased: bool, out: &mut Vec<Residual>) {
+    out.clear();
+    let cl = &track.clusters;
+    for (k, c) in cl.iter().enumerate() {
         let b = track.line.at(c.global[2]);
-        let unb = if svd {
-            let rest: Vec<[f64; 3]> = pts
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != k)
-                .map(|(_, p)| p.0)
-                .collect();
-            fit_svd(&rest)
+        let u = if unbiased {
+            let unb = if svd {
+                fit_svd_by(cl.len(), Some(k), |j| cl[j].global)
+            } else {
+                fit_lsq_by(cl.len(), Some(k), |j| (cl[j].global, cl[j].error))
+            };
+            unb.map_or([f64::NAN; 2], |l| {
+                let p = l.at(c.global[2]);
+                [c.global[0] - p[0], c.global[1] - p[1]]
+            })
         } else {
-            fit_lsq(&pts, Some(k))
+            [f64::NAN; 2]
         };
-        let u = unb.map_or([f64::NAN; 2], |l| {
-            let p = l.at(c.global[2]);
-            [c.global[0] - p[0], c.global[1] - p[1]]
-        });
         out.push((c.plane, [c.global[0] - b[0], c.global[1] - b[1]], u));
     }
-    out
 }
 
 #[cfg(test)]
@@ -359,6 +502,7 @@ mod tests {
             col_width: 1,
             row_width: 1,
             charge: 1.0,
+            time: 0.0,
         }
     }
 
@@ -378,6 +522,46 @@ mod tests {
         let u = fit_lsq(&pts, Some(1)).unwrap();
         assert!((u.at(0.0)[0] - 1.0).abs() < 1e-12);
         assert!(fit_lsq(&pts[..1], None).is_none());
+    }
+
+    #[test]
+    fn fast_svd_agrees_with_the_eigen_decomposition() {
+        // Scattered points (noise hits far off the line, whole-plane clusters) and near-lines:
+        // the power iteration and nalgebra's eigen-decomposition give the same line to 1e-9
+        // relative (both are accurate to ~1e-13; the margin covers ill-conditioned sets).
+        let mut seed = 12345u64;
+        let mut rnd = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for case in 0..2000 {
+            let n = 2 + case % 6;
+            let spread = [1e-3, 0.05, 5.0, 20.0][case % 4];
+            let pts: Vec<[f64; 3]> = (0..n)
+                .map(|i| {
+                    let z = 20.0 * i as f64;
+                    [
+                        0.3 + 0.01 * z + spread * (rnd() - 0.5),
+                        -1.0 + spread * (rnd() - 0.5),
+                        z,
+                    ]
+                })
+                .collect();
+            let (a, b) = (fit_svd(&pts), fit_svd_reference(&pts));
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    for (x, y) in [(a.x0, b.x0), (a.y0, b.y0), (a.sx, b.sx), (a.sy, b.sy)] {
+                        assert!(
+                            (x - y).abs() <= 1e-9 * (1.0 + y.abs()),
+                            "case {case}: {a:?} {b:?}"
+                        );
+                    }
+                }
+                (a, b) => assert_eq!(a.is_some(), b.is_some(), "case {case}"),
+            }
+        }
     }
 
     #[test]
@@ -421,6 +605,7 @@ mod tests {
             spatial_cut: vec![[0.015, 0.015]; 4],
             tracking_plane: vec![true; 4],
             exclude_from_seed: vec![false; 4],
+            time_cut: None,
         };
         let mut out = Vec::new();
         Tracker::default().tracking4d(7, &clusters, &planes, &par, &mut out);
@@ -435,6 +620,78 @@ mod tests {
         };
         out.clear();
         Tracker::default().tracking4d(7, &clusters, &planes, &par4, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn tracking4d_time_cuts_as_corryvreckan() {
+        // Four planes, time cuts 30, 30, 30, 60 ns (e.g. time_cut_rel 3 x resolutions 10, 10,
+        // 10, 20 ns). Seeds on planes 0 and 3 must be within max(30, 60) = 60 ns of each other;
+        // a cluster on a middle plane within max(min(30, 60), 30) = 30 ns of the track time,
+        // the 1/cut-weighted mean of (t - z/c) over the clusters so far.
+        let planes: Vec<PlaneInfo> = (0..4)
+            .map(|i| {
+                let g = DetectorGeometry::alpide(&format!("ALPIDE_{i}"), -30.0 + 20.0 * i as f64);
+                PlaneInfo {
+                    transform: g.transform(),
+                    geometry: g,
+                    mask: None,
+                }
+            })
+            .collect();
+        let z = |i: usize| planes[i].geometry.position[2];
+        let timed = |mut c: Cluster, t: f64| {
+            c.time = t;
+            c
+        };
+        let par = TrackingParams {
+            min_hits_on_track: 3,
+            spatial_cut: vec![[0.015, 0.015]; 4],
+            tracking_plane: vec![true; 4],
+            exclude_from_seed: vec![false; 4],
+            time_cut: Some(vec![30.0, 30.0, 30.0, 60.0]),
+        };
+        // Seed times 100 and 150: track time (100/30 + 150/60) / (1/30 + 1/60) = 116.67 ns
+        // (less ~0.1 ns of flight time). On plane 1 the closest cluster (0.001 mm) is 40 ns
+        // late and is skipped for the in-time one 0.004 mm away; plane 2 has only a cluster
+        // ~33 ns early (85 ns against a track time of ~118 ns by then): no hit there.
+        let clusters = vec![
+            timed(cl(0, 0.0, 0.0, z(0), 0.005), 100.0),
+            timed(cl(1, 0.001, 0.0, z(1), 0.005), 157.0),
+            timed(cl(1, 0.004, 0.0, z(1), 0.005), 120.0),
+            timed(cl(2, 0.0, 0.0, z(2), 0.005), 85.0),
+            timed(cl(3, 0.0, 0.0, z(3), 0.005), 150.0),
+        ];
+        let mut out = Vec::new();
+        let mut tracker = Tracker::default();
+        tracker.tracking4d(1, &clusters, &planes, &par, &mut out);
+        assert_eq!(out.len(), 1);
+        let t = &out[0];
+        assert_eq!(t.clusters.len(), 3);
+        assert_eq!(t.clusters[1].global[0], 0.004);
+        // Track time: weights 1/30, 1/30, 1/60 of (100, 120, 150) less z/c.
+        let w = [1.0 / 30.0, 1.0 / 30.0, 1.0 / 60.0];
+        let tt = [
+            100.0 - z(0) / C_MM_PER_NS,
+            120.0 - z(1) / C_MM_PER_NS,
+            150.0 - z(3) / C_MM_PER_NS,
+        ];
+        let expect = (w[0] * tt[0] + w[1] * tt[1] + w[2] * tt[2]) / (w[0] + w[1] + w[2]);
+        assert!((t.time - expect).abs() < 1e-9, "{} vs {expect}", t.time);
+        // Without time cuts the closest cluster on plane 1 and the plane-2 cluster are taken.
+        out.clear();
+        let no_time = TrackingParams {
+            time_cut: None,
+            ..par.clone()
+        };
+        tracker.tracking4d(1, &clusters, &planes, &no_time, &mut out);
+        assert_eq!(out[0].clusters.len(), 4);
+        assert_eq!(out[0].clusters[1].global[0], 0.001);
+        // Seeds 61 ns apart: no track.
+        let mut late = clusters.clone();
+        late[4].time = 161.0;
+        out.clear();
+        tracker.tracking4d(1, &late, &planes, &par, &mut out);
         assert!(out.is_empty());
     }
 }

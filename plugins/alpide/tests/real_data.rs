@@ -155,15 +155,7 @@ fn occupancy(paths: &[std::path::PathBuf], planes: &PlaneMap) -> Occupancy {
             .output;
         match &mut total {
             None => total = Some(o),
-            Some(t) => {
-                for (a, b) in t.counts.iter_mut().zip(&o.counts) {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x += y;
-                    }
-                }
-                t.events += o.events;
-                t.hits += o.hits;
-            }
+            Some(t) => t.add(&o),
         }
     }
     total.unwrap_or_default()
@@ -201,7 +193,7 @@ fn hot_double_column_of_plane_0_is_masked_in_the_cosmic_runs() {
     let (mut dc_hot, mut dc_masked) = (0, 0);
     for row in 0..512 {
         for col in [92usize, 93] {
-            if occ.counts[0][row * 1024 + col] >= 10 {
+            if occ.count(0, (row * 1024 + col) as u32) >= 10 {
                 dc_hot += 1;
                 dc_masked += usize::from(masks[0].has(row, col, HOT));
             }

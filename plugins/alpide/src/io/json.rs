@@ -510,6 +510,18 @@ impl<'a> EventParser<'a> {
             self.hit_end.set(true);
             return self.err("number cut by the end of the data");
         }
+        // Fast path: a plain integer of up to 15 digits (charges, zero timestamps) is exact in
+        // f64; anything else goes through the standard parser.
+        let digits = &s[start..j];
+        let (neg, body) = match digits.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, digits),
+        };
+        if !body.is_empty() && body.len() <= 15 && body.iter().all(u8::is_ascii_digit) {
+            let v = body.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0')) as f64;
+            self.i = j;
+            return Ok(if neg { -v } else { v });
+        }
         let text = std::str::from_utf8(&s[start..j]).unwrap_or("");
         match text.parse::<f64>() {
             Ok(v) if j > start => {
@@ -570,6 +582,7 @@ impl<'a> EventParser<'a> {
         let mut col: Option<i64> = None;
         let mut row: Option<i64> = None;
         let mut charge: f64 = 1.0;
+        let mut time: f64 = 0.0;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -584,6 +597,7 @@ impl<'a> EventParser<'a> {
                 b"m_column" => 3,
                 b"m_row" => 4,
                 b"m_charge" => 5,
+                b"m_timestamp" => 6,
                 _ => 0,
             };
             self.skip_ws();
@@ -606,6 +620,7 @@ impl<'a> EventParser<'a> {
                 3 if is_pixel != Some(false) => col = Some(self.int()?),
                 4 if is_pixel != Some(false) => row = Some(self.int()?),
                 5 if is_pixel != Some(false) => charge = self.float()?,
+                6 if is_pixel != Some(false) => time = self.float()?,
                 _ => self.skip_value()?,
             }
             self.skip_ws();
@@ -658,6 +673,7 @@ impl<'a> EventParser<'a> {
             col: c as u16,
             row: r as u16,
             charge: charge as f32,
+            time,
         });
         Ok(())
     }
@@ -697,14 +713,14 @@ pub fn write_events_styled<W: std::io::Write>(
             if pretty {
                 write!(
                     out,
-                    "{{\n  \"_typename\" : \"corryvreckan::Pixel\",\n  \"fUniqueID\" : 0,\n  \"fBits\" : 0,\n  \"m_detectorID\" : \"{name}\",\n  \"m_timestamp\" : 0,\n  \"m_column\" : {},\n  \"m_row\" : {},\n  \"m_raw\" : 1,\n  \"m_charge\" : {}\n}}",
-                    h.col, h.row, h.charge
+                    "{{\n  \"_typename\" : \"corryvreckan::Pixel\",\n  \"fUniqueID\" : 0,\n  \"fBits\" : 0,\n  \"m_detectorID\" : \"{name}\",\n  \"m_timestamp\" : {},\n  \"m_column\" : {},\n  \"m_row\" : {},\n  \"m_raw\" : 1,\n  \"m_charge\" : {}\n}}",
+                    h.time, h.col, h.row, h.charge
                 )?;
             } else {
                 write!(
                     out,
-                    "{{\"_typename\":\"corryvreckan::Pixel\",\"fUniqueID\":0,\"fBits\":0,\"m_detectorID\":\"{name}\",\"m_timestamp\":0,\"m_column\":{},\"m_row\":{},\"m_raw\":1,\"m_charge\":{}}}",
-                    h.col, h.row, h.charge
+                    "{{\"_typename\":\"corryvreckan::Pixel\",\"fUniqueID\":0,\"fBits\":0,\"m_detectorID\":\"{name}\",\"m_timestamp\":{},\"m_column\":{},\"m_row\":{},\"m_raw\":1,\"m_charge\":{}}}",
+                    h.time, h.col, h.row, h.charge
                 )?;
             }
         }
@@ -765,7 +781,8 @@ mod tests {
                 plane: 3,
                 col: 874,
                 row: 356,
-                charge: 2.5
+                charge: 2.5,
+                time: 1.0084956029625e12,
             }]
         );
         assert!(ev[1].hits.is_empty());
@@ -776,7 +793,8 @@ mod tests {
                 plane: 0,
                 col: 0,
                 row: 511,
-                charge: 1.0
+                charge: 1.0,
+                time: 0.0,
             }]
         );
     }
@@ -835,6 +853,7 @@ mod tests {
                     col: 10,
                     row: 20,
                     charge: 1.0,
+                    time: 0.0,
                 }],
                 ..Event::default()
             },

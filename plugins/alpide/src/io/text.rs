@@ -216,7 +216,12 @@ impl<R: BufRead> TextReader<R> {
             let row = it.next().and_then(parse_num::<i64>);
             let _raw = it.next().and_then(parse_num::<f64>);
             let charge = it.next().and_then(parse_num::<f64>);
-            let (Some(c), Some(r), Some(q)) = (col, row, charge) else {
+            // The timestamp (ns) is optional here: a missing one reads as 0.
+            let time = match it.next() {
+                None => Some(0.0),
+                Some(t) => parse_num::<f64>(t),
+            };
+            let (Some(c), Some(r), Some(q), Some(time)) = (col, row, charge, time) else {
                 return Err(format!(
                     "expected 'Pixel <col>, <row>, <raw>, <charge>, <timestamp>', found '{}'",
                     String::from_utf8_lossy(text)
@@ -234,6 +239,7 @@ impl<R: BufRead> TextReader<R> {
                 col: c as u16,
                 row: r as u16,
                 charge: q as f32,
+                time,
             });
             return Ok(None);
         }
@@ -367,7 +373,8 @@ mod tests {
                 plane: 2,
                 col: 12,
                 row: 31,
-                charge: 2.0
+                charge: 2.0,
+                time: 4.80374e19,
             }
         );
         assert_eq!(ev[1].ref_clusters.len(), 1);
