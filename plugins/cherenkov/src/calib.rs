@@ -215,18 +215,78 @@ pub struct Dl1Image {
 #[derive(Debug, Default)]
 pub struct CalibScratch {
     wave: Vec<f32>,
-    wave_t: Vec<f32>,
     nb_ptr: Vec<u32>,
     nb_idx: Vec<u32>,
     nsum: Vec<f64>,
     peak: Vec<i64>,
+    peaks: PeakScratch,
+    fallbacks: usize,
+    searched: usize,
+}
+
+impl CalibScratch {
+    /// Pixels whose neighbour peak needed the exact float64 path, and pixels searched, since
+    /// this scratch was created (a diagnostic of [`neighbor_peaks`]'s float32 screen).
+    pub fn peak_fallbacks(&self) -> (usize, usize) {
+        (self.fallbacks, self.searched)
+    }
 }
 
 /// Gain selection threshold [ADC] on high-gain R0 samples (ctapipe `ThresholdGainSelector`).
 pub const GAIN_THRESHOLD_ADC: f32 = 4000.0;
 
-/// Calibrate one telescope event into `out`.
+/// Calibrate one telescope event into `out` (AVX2 code generation when the CPU has it, else
+/// [`calibrate_baseline`]; both give bit-identical results: the same IEEE operations in the
+/// same order, and Rust never contracts `a·b + c` into an FMA).
 pub fn calibrate(
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time just above).
+        unsafe { calibrate_avx2(te, cal, geom, ro, scratch, out) };
+        return;
+    }
+    calibrate_impl::<false>(te, cal, geom, ro, scratch, out);
+}
+
+/// [`calibrate`] compiled for baseline x86_64 (SSE2), used where AVX2 is missing and to test
+/// the AVX2 build against.
+pub fn calibrate_baseline(
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
+    calibrate_impl::<false>(te, cal, geom, ro, scratch, out);
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn calibrate_avx2(
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
+    calibrate_impl::<true>(te, cal, geom, ro, scratch, out);
+}
+
+/// The calibration; `AVX2` selects the neighbour peak search build (the caller guarantees
+/// the CPU feature when it is true).
+#[inline(always)]
+fn calibrate_impl<const AVX2: bool>(
     te: &TelescopeEvent,
     cal: &TelCalibration,
     geom: &CameraGeometry,
@@ -314,86 +374,38 @@ pub fn calibrate(
     match ex.kind {
         ExtractorKind::NeighborPeakWindowSum => {
             // neighbor_average_maximum: float64 sum of the non-broken neighbours' waveforms (in
-            // CSR order) plus local_weight × own, first argmax.
-            // Sample-major float64 copy of the waveforms: each sample plane (n_pixels values)
-            // stays in L1 cache while every pixel gathers its neighbours from it. Per (pixel,
-            // sample) the additions keep ctapipe's order (own·local_weight first, then the
-            // neighbours in CSR order), and the running maximum with a strict `>` gives numpy's
-            // first argmax.
-            let wt = &mut scratch.wave_t;
-            wt.clear();
-            wt.resize(ns * np, 0.0);
-            for p in 0..np {
-                for (s, &v) in wave[p * ns..(p + 1) * ns].iter().enumerate() {
-                    wt[s * np + p] = v;
-                }
-            }
-            // neighbour lists without the broken pixels (ctapipe skips them in the sum)
-            let (ptr, idx) = (&mut scratch.nb_ptr, &mut scratch.nb_idx);
-            ptr.clear();
-            idx.clear();
-            ptr.push(0u32);
-            for p in 0..np {
-                idx.extend(
-                    geom.neighbors(p)
-                        .iter()
-                        .copied()
-                        .filter(|&j| !ro.broken[j as usize]),
-                );
-                ptr.push(idx.len() as u32);
-            }
+            // CSR order) plus local_weight × own, first argmax. Without broken pixels the
+            // geometry's CSR is used as it is; otherwise a filtered copy (ctapipe skips broken
+            // neighbours in the sum).
             let lw = ex.local_weight as f64;
-            let best = &mut scratch.nsum;
-            best.clear();
-            best.resize(np, f64::NEG_INFINITY);
-            peak.iter_mut().for_each(|v| *v = 0);
-            // Four samples at a time: four independent addition chains per pixel hide the
-            // floating-point add latency (the order within each chain is ctapipe's).
-            let mut s0 = 0;
-            while s0 < ns {
-                let m = (ns - s0).min(4);
-                if m == 4 {
-                    let p0 = &wt[s0 * np..(s0 + 1) * np];
-                    let p1 = &wt[(s0 + 1) * np..(s0 + 2) * np];
-                    let p2 = &wt[(s0 + 2) * np..(s0 + 3) * np];
-                    let p3 = &wt[(s0 + 3) * np..(s0 + 4) * np];
-                    for p in 0..np {
-                        let mut a = [
-                            f64::from(p0[p]) * lw,
-                            f64::from(p1[p]) * lw,
-                            f64::from(p2[p]) * lw,
-                            f64::from(p3[p]) * lw,
-                        ];
-                        for &j in &idx[ptr[p] as usize..ptr[p + 1] as usize] {
-                            let j = j as usize;
-                            a[0] += f64::from(p0[j]);
-                            a[1] += f64::from(p1[j]);
-                            a[2] += f64::from(p2[j]);
-                            a[3] += f64::from(p3[j]);
-                        }
-                        for (k, &v) in a.iter().enumerate() {
-                            if v > best[p] {
-                                best[p] = v;
-                                peak[p] = (s0 + k) as i64;
-                            }
-                        }
-                    }
-                } else {
-                    for s in s0..s0 + m {
-                        let plane = &wt[s * np..(s + 1) * np];
-                        for p in 0..np {
-                            let mut acc = f64::from(plane[p]) * lw;
-                            for &j in &idx[ptr[p] as usize..ptr[p + 1] as usize] {
-                                acc += f64::from(plane[j as usize]);
-                            }
-                            if acc > best[p] {
-                                best[p] = acc;
-                                peak[p] = s as i64;
-                            }
-                        }
-                    }
+            if ro.any_broken {
+                let (ptr, idx) = (&mut scratch.nb_ptr, &mut scratch.nb_idx);
+                ptr.clear();
+                idx.clear();
+                ptr.push(0u32);
+                for p in 0..np {
+                    idx.extend(
+                        geom.neighbors(p)
+                            .iter()
+                            .copied()
+                            .filter(|&j| !ro.broken[j as usize]),
+                    );
+                    ptr.push(idx.len() as u32);
                 }
-                s0 += m;
+                scratch.fallbacks +=
+                    neighbor_peaks(wave, ns, ptr, idx, lw, &mut scratch.peaks, peak);
+                scratch.searched += np;
+            } else {
+                scratch.searched += np;
+                scratch.fallbacks += peaks_for::<AVX2>(
+                    wave,
+                    ns,
+                    &geom.indptr,
+                    &geom.indices,
+                    lw,
+                    &mut scratch.peaks,
+                    peak,
+                );
             }
         }
         ExtractorKind::LocalPeakWindowSum => {
@@ -457,6 +469,456 @@ pub fn calibrate(
         out.peak_time[p] = t - cal.time_shift[g * np + p];
     }
     fill_broken(geom, ro, out);
+}
+
+/// Lanes of the float64 neighbour sum: 8 samples = four SSE2 `f64` registers per chain.
+const LANES: usize = 8;
+
+/// Scratch of [`neighbor_peaks`].
+#[derive(Debug, Default)]
+pub struct PeakScratch {
+    acc: Vec<f64>,
+    acc32: Vec<f32>,
+    maxabs: Vec<f32>,
+    constant: Vec<bool>,
+}
+
+/// Peak sample of every pixel's neighbour-summed waveform (ctapipe `neighbor_average_maximum`),
+/// bit-for-bit the float64 result; returns how many pixels needed the float64 path.
+///
+/// ctapipe (`ctapipe/image/extractor.py::neighbor_average_maximum`, `@njit`, no fastmath)
+/// starts from `waveforms[pixel] * local_weight` (float32 array × int64 → float64 in numba)
+/// and adds the non-broken neighbours in CSR order, then takes `np.argmax` (first maximum).
+///
+/// Fast path: the sums are screened in float32 (four lanes per SSE2 register, no
+/// conversions). With `A = |w|·max|own| + Σ_j max|wave_j|` over the `n` terms, both the
+/// float32 and the float64 sum of every sample lie within `n·2⁻²⁴·A·(1+ε)` of the exact sum
+/// (Higham, recursive summation). If the float32 maximum exceeds every other sample by more
+/// than `D = 4·(n+2)·2⁻²⁴·A` (which covers twice both error bounds plus the rounding of the
+/// threshold itself), the float64 maximum is at the same sample, so it is unique and numpy's
+/// first argmax is that sample. Otherwise (near-ties, exact ties) the float64 sums in ctapipe's order decide among the candidate
+/// samples within `D` of the float32 maximum (no other sample can hold the float64
+/// maximum), or, for non-finite values, the whole pixel goes through
+/// [`neighbor_peak_f64`]. Pixels whose terms are all bitwise constant over the samples tie
+/// everywhere and get sample 0 directly. Waveforms shorter than 16 samples go through
+/// [`neighbor_peak_f64`] entirely.
+pub fn neighbor_peaks(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    scratch: &mut PeakScratch,
+    peak: &mut [i64],
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time just above).
+        return unsafe {
+            neighbor_peaks_avx2(wave, ns, indptr, indices, local_weight, scratch, peak)
+        };
+    }
+    neighbor_peaks_baseline(wave, ns, indptr, indices, local_weight, scratch, peak)
+}
+
+/// [`neighbor_peaks`] (dispatching) or its baseline build.
+#[inline(always)]
+fn peaks_for<const AVX2: bool>(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    scratch: &mut PeakScratch,
+    peak: &mut [i64],
+) -> usize {
+    if AVX2 {
+        neighbor_peaks(wave, ns, indptr, indices, local_weight, scratch, peak)
+    } else {
+        neighbor_peaks_baseline(wave, ns, indptr, indices, local_weight, scratch, peak)
+    }
+}
+
+/// Whether the CPU has AVX2 (cached by std).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// [`neighbor_peaks`] compiled for baseline x86_64 (SSE2) or any other target; the same
+/// operations as the AVX2 build (no FMA contraction in Rust), so the results are identical.
+pub fn neighbor_peaks_baseline(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    scratch: &mut PeakScratch,
+    peak: &mut [i64],
+) -> usize {
+    if ns >= 16 {
+        screen_peaks::<16>(wave, ns, indptr, indices, local_weight, scratch, peak)
+    } else {
+        exact_peaks(wave, ns, indptr, indices, local_weight, scratch, peak)
+    }
+}
+
+/// [`neighbor_peaks`] with AVX2 code generation (32-sample blocks = four 256-bit registers).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn neighbor_peaks_avx2(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    scratch: &mut PeakScratch,
+    peak: &mut [i64],
+) -> usize {
+    if ns >= 32 {
+        screen_peaks::<32>(wave, ns, indptr, indices, local_weight, scratch, peak)
+    } else if ns >= 16 {
+        screen_peaks::<16>(wave, ns, indptr, indices, local_weight, scratch, peak)
+    } else {
+        exact_peaks(wave, ns, indptr, indices, local_weight, scratch, peak)
+    }
+}
+
+/// Every pixel through the exact float64 path (returns the number of pixels).
+fn exact_peaks(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    scratch: &mut PeakScratch,
+    peak: &mut [i64],
+) -> usize {
+    for (p, pk) in peak.iter_mut().enumerate() {
+        let nb = &indices[indptr[p] as usize..indptr[p + 1] as usize];
+        *pk = neighbor_peak_f64(wave, ns, p, nb, local_weight, &mut scratch.acc) as i64;
+    }
+    peak.len()
+}
+
+/// The float32 screen with blocks of `B` samples (`ns ≥ B`), inlined into the baseline and
+/// the AVX2 build.
+#[inline(always)]
+fn screen_peaks<const B: usize>(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    scratch: &mut PeakScratch,
+    peak: &mut [i64],
+) -> usize {
+    let np = peak.len();
+    let PeakScratch {
+        acc,
+        acc32,
+        maxabs,
+        constant,
+    } = scratch;
+    acc32.clear();
+    acc32.resize(ns, 0.0);
+    maxabs.clear();
+    constant.clear();
+    for w in wave.chunks_exact(ns) {
+        let (m, c) = max_abs_and_constant(w);
+        maxabs.push(m);
+        constant.push(c);
+    }
+    let lw32 = local_weight as f32;
+    let lw_abs = local_weight.abs() as f32;
+    let unit = f32::EPSILON / 2.0; // 2^-24
+    let mut fallbacks = 0;
+    for p in 0..np {
+        let nb = &indices[indptr[p] as usize..indptr[p + 1] as usize];
+        let own = &wave[p * ns..(p + 1) * ns];
+        // Every term bitwise constant over the samples (the own term may instead be finite
+        // with weight 0: ±0): each sample's float64 sum is the same operations on the same
+        // values, so all samples tie and numpy's first argmax is 0. Exact, no screening.
+        let own_ok = if local_weight == 0.0 {
+            maxabs[p].is_finite()
+        } else {
+            constant[p]
+        };
+        if own_ok && nb.iter().all(|&j| constant[j as usize]) {
+            peak[p] = 0;
+            continue;
+        }
+        let mut mx = [f32::NEG_INFINITY; 8];
+        // blocks of B samples held in registers while the neighbours are added; the last
+        // block is shifted back to end at ns (its overlapping samples are recomputed
+        // identically)
+        let mut s0 = 0;
+        loop {
+            let start = s0.min(ns - B);
+            let o: &[f32; B] = own[start..start + B].try_into().unwrap_or(&[0.0; B]);
+            let mut a = [0.0f32; B];
+            for k in 0..B {
+                a[k] = o[k] * lw32;
+            }
+            for &j in nb {
+                let b = j as usize * ns + start;
+                let r: &[f32; B] = wave[b..b + B].try_into().unwrap_or(&[0.0; B]);
+                for k in 0..B {
+                    a[k] += r[k];
+                }
+            }
+            acc32[start..start + B].copy_from_slice(&a);
+            // running lane-wise maximum (an overlapped sample only repeats a value)
+            for k in 0..B {
+                mx[k % 8] = if a[k] > mx[k % 8] { a[k] } else { mx[k % 8] };
+            }
+            if start + B >= ns {
+                break;
+            }
+            s0 += B;
+        }
+        let best = max_f32(&mx);
+        let mut bound = lw_abs * maxabs[p];
+        for &j in nb {
+            bound += maxabs[j as usize];
+        }
+        let n_terms = (nb.len() + 3) as f32;
+        let d = 4.0 * n_terms * unit * bound;
+        // unique by the margin: exactly one sample (the maximum) at or above best − d; the
+        // sum of the indices at or above it is then that sample's index
+        let thr = best - d;
+        let (count, index_sum) = count_at_or_above(acc32, thr);
+        if !(best.is_finite() && d.is_finite()) {
+            fallbacks += 1;
+            peak[p] = neighbor_peak_f64(wave, ns, p, nb, local_weight, acc) as i64;
+        } else if count == 1 {
+            peak[p] = i64::from(index_sum);
+        } else {
+            // Near-ties: every sample below thr is below the float64 value at the float32
+            // maximum, so the float64 maximum and all samples equal to it are among the
+            // candidates at or above thr. Their float64 sums in ctapipe's order, first
+            // maximum in sample order.
+            fallbacks += 1;
+            let mut best64 = f64::NEG_INFINITY;
+            let mut best_s = 0usize;
+            for (s, &v) in acc32.iter().enumerate() {
+                if v < thr {
+                    continue;
+                }
+                let mut x = f64::from(own[s]) * local_weight;
+                for &j in nb {
+                    x += f64::from(wave[j as usize * ns + s]);
+                }
+                if x > best64 {
+                    best64 = x;
+                    best_s = s;
+                }
+            }
+            peak[p] = best_s as i64;
+        }
+    }
+    fallbacks
+}
+
+/// Largest value of a float32 slice (NaNs ignored; −inf if empty), in eight lanes.
+#[inline(always)]
+fn max_f32(v: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for k in 0..8 {
+            m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+        }
+    }
+    let mut r = f32::NEG_INFINITY;
+    for &x in it.remainder().iter().chain(&m) {
+        r = if x > r { x } else { r };
+    }
+    r
+}
+
+/// Whether exactly one value is `>= thr` (first) and, if so, its index (second): in eight
+/// lanes, each hit adds `index + 2¹⁶` to a u32 sum, so one reduction gives the count in the
+/// high half and the index in the low half when the count is 1. With several hits the index
+/// sum may carry into the count, which only makes it larger (still not 1). Traces of 2¹⁵
+/// samples or more are counted plainly (no overflow of the packed sum below that).
+#[inline(always)]
+fn count_at_or_above(v: &[f32], thr: f32) -> (u32, u32) {
+    if v.len() >= 1 << 15 {
+        let mut n = 0u32;
+        let mut first = 0u32;
+        for (i, &x) in v.iter().enumerate() {
+            if x >= thr {
+                if n == 0 {
+                    first = i as u32;
+                }
+                n += 1;
+            }
+        }
+        return (n, first);
+    }
+    let mut acc = [0u32; 8];
+    let mut it = v.chunks_exact(8);
+    let mut base = 1u32 << 16;
+    for c in &mut it {
+        for k in 0..8 {
+            acc[k] += if c[k] >= thr { base + k as u32 } else { 0 };
+        }
+        base += 8;
+    }
+    let mut t = 0u32;
+    for (k, &x) in it.remainder().iter().enumerate() {
+        if x >= thr {
+            t += base + k as u32;
+        }
+    }
+    for a in acc {
+        t += a;
+    }
+    (t >> 16, t & 0xFFFF)
+}
+
+/// Largest absolute value of a non-empty slice, NaN if any value is NaN or infinite (which
+/// forces the exact path); and whether all values are bitwise equal (e.g. a pixel read out as
+/// zeros). One pass in eight lanes.
+#[inline(always)]
+fn max_abs_and_constant(v: &[f32]) -> (f32, bool) {
+    let first = v[0].to_bits();
+    let mut m = [0.0f32; 8];
+    // x · 0 is 0 for finite x and NaN for NaN or ±inf: a branch-free finiteness check
+    let mut z = [0.0f32; 8];
+    let mut diff = [0u32; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for k in 0..8 {
+            let a = c[k].abs();
+            m[k] = if a > m[k] { a } else { m[k] };
+            z[k] += c[k] * 0.0;
+            diff[k] |= c[k].to_bits() ^ first;
+        }
+    }
+    let mut r = 0.0f32;
+    let mut zr = 0.0f32;
+    let mut d = 0u32;
+    for &x in it.remainder() {
+        r = r.max(x.abs());
+        zr += x * 0.0;
+        d |= x.to_bits() ^ first;
+    }
+    for k in 0..8 {
+        r = r.max(m[k]);
+        zr += z[k];
+        d |= diff[k];
+    }
+    (if zr.is_nan() { f32::NAN } else { r }, d == 0)
+}
+
+/// The float64 neighbour peak of one pixel in ctapipe's order (own · local_weight, then the
+/// neighbours `nb` in order, per sample; the lanes run over samples, so vectorising does not
+/// reorder any addition); numpy's first argmax. `acc` is scratch.
+pub fn neighbor_peak_f64(
+    wave: &[f32],
+    ns: usize,
+    p: usize,
+    nb: &[u32],
+    local_weight: f64,
+    acc: &mut Vec<f64>,
+) -> usize {
+    let full = ns / LANES * LANES;
+    acc.clear();
+    acc.resize(ns, 0.0);
+    let own = &wave[p * ns..(p + 1) * ns];
+    // Lane-wise running maximum with the sample index stored as f64 (branch-free selects
+    // that vectorise); strict `>` keeps each lane's first maximum.
+    let mut bv = [f64::NEG_INFINITY; LANES];
+    let mut bi = [0.0f64; LANES];
+    // whole blocks of LANES samples: the block's partial sums stay in registers while
+    // every neighbour is added in order
+    let mut s0 = 0;
+    while s0 < full {
+        let o: &[f32; LANES] = own[s0..s0 + LANES].try_into().unwrap_or(&[0.0; LANES]);
+        let mut a = [0.0f64; LANES];
+        for k in 0..LANES {
+            a[k] = f64::from(o[k]) * local_weight;
+        }
+        for &j in nb {
+            let b = j as usize * ns + s0;
+            let r: &[f32; LANES] = wave[b..b + LANES].try_into().unwrap_or(&[0.0; LANES]);
+            for k in 0..LANES {
+                a[k] += f64::from(r[k]);
+            }
+        }
+        for k in 0..LANES {
+            let gt = a[k] > bv[k];
+            bv[k] = if gt { a[k] } else { bv[k] };
+            bi[k] = if gt { (s0 + k) as f64 } else { bi[k] };
+        }
+        s0 += LANES;
+    }
+    // numpy's first argmax: the largest value, the smallest index among equal lanes
+    let mut best = f64::NEG_INFINITY;
+    let mut best_s = 0usize;
+    if full > 0 {
+        best = bv[0];
+        best_s = bi[0] as usize;
+        for k in 1..LANES {
+            let i = bi[k] as usize;
+            if bv[k] > best || (bv[k] == best && i < best_s) {
+                best = bv[k];
+                best_s = i;
+            }
+        }
+    }
+    if full < ns {
+        let tail = &mut acc[full..ns];
+        for (a, &o) in tail.iter_mut().zip(&own[full..]) {
+            *a = f64::from(o) * local_weight;
+        }
+        for &j in nb {
+            let b = j as usize * ns;
+            for (a, &v) in tail.iter_mut().zip(&wave[b + full..b + ns]) {
+                *a += f64::from(v);
+            }
+        }
+        // the tail's samples come after every block sample: strict `>` keeps the first
+        for (k, &v) in tail.iter().enumerate() {
+            if v > best {
+                best = v;
+                best_s = full + k;
+            }
+        }
+    }
+    best_s
+}
+
+/// The straightforward form of [`neighbor_peaks`] (one pixel, one sample at a time), kept to
+/// test the fast path against.
+pub fn neighbor_peaks_reference(
+    wave: &[f32],
+    ns: usize,
+    indptr: &[u32],
+    indices: &[u32],
+    local_weight: f64,
+    peak: &mut [i64],
+) {
+    for (p, pk) in peak.iter_mut().enumerate() {
+        let mut best = f64::NEG_INFINITY;
+        *pk = 0;
+        for s in 0..ns {
+            let mut v = f64::from(wave[p * ns + s]) * local_weight;
+            for &j in &indices[indptr[p] as usize..indptr[p + 1] as usize] {
+                v += f64::from(wave[j as usize * ns + s]);
+            }
+            if v > best {
+                best = v;
+                *pk = s as i64;
+            }
+        }
+    }
 }
 
 /// NeighborAverage: broken pixels get the float32 sum of their non-broken neighbours divided
@@ -666,6 +1128,85 @@ mod tests {
         ];
         let c = integration_correction(&[pulse], 1.0, 1.0, 3, 1, 1);
         assert!((c[0] - 1.4).abs() < 1e-15, "{}", c[0]);
+    }
+
+    /// The vectorised neighbour peak search equals the one-sample-at-a-time form exactly, for
+    /// sample counts around the lane width, random neighbour lists, local weights 0 and 1, and
+    /// waveforms with many exact ties (small integers) and with float noise.
+    #[test]
+    fn neighbor_peaks_fast_equals_reference() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (mut fallbacks, mut screened) = (0, 0);
+        for ns in [1usize, 2, 7, 8, 9, 15, 16, 25, 30, 40, 50, 75, 128] {
+            let np = 300;
+            let mut ptr = vec![0u32];
+            let mut idx = Vec::new();
+            for _ in 0..np {
+                let k = rng.random_range(0..8);
+                for _ in 0..k {
+                    idx.push(rng.random_range(0..np as u32));
+                }
+                ptr.push(idx.len() as u32);
+            }
+            for ties in [true, false] {
+                let wave: Vec<f32> = (0..np * ns)
+                    .map(|_| {
+                        if ties {
+                            rng.random_range(-2..3) as f32
+                        } else {
+                            rng.random_range(-3.0f32..40.0) * 1.37
+                        }
+                    })
+                    .collect();
+                // near-ties below the float32 resolution of the sums: only the float64 path
+                // can separate them
+                let mut wave = wave;
+                // bitwise-constant waveforms (zeros, −0.0, other values) on most pixels, so
+                // that many pixels have only constant neighbours (the exact all-tie case)
+                for p in 0..np {
+                    if p % 4 != 0 {
+                        let c = [0.0f32, -0.0, 2.5, -1.0][p % 4];
+                        wave[p * ns..(p + 1) * ns].fill(c);
+                    }
+                }
+                if !ties && ns >= 2 {
+                    for p in (0..np).step_by(5) {
+                        wave[p * ns] = 1000.0;
+                        wave[p * ns + ns - 1] = 1000.0 + 1e-4 * (p % 3) as f32;
+                    }
+                }
+                for lw in [0.0, 1.0, 3.0] {
+                    let (mut a, mut b) = (vec![0i64; np], vec![0i64; np]);
+                    let fb = neighbor_peaks(
+                        &wave,
+                        ns,
+                        &ptr,
+                        &idx,
+                        lw,
+                        &mut PeakScratch::default(),
+                        &mut a,
+                    );
+                    neighbor_peaks_reference(&wave, ns, &ptr, &idx, lw, &mut b);
+                    assert_eq!(a, b, "ns {ns} ties {ties} lw {lw}");
+                    // the float64 path alone, pixel by pixel
+                    let mut acc = Vec::new();
+                    for p in 0..np {
+                        let nb = &idx[ptr[p] as usize..ptr[p + 1] as usize];
+                        assert_eq!(
+                            neighbor_peak_f64(&wave, ns, p, nb, lw, &mut acc) as i64,
+                            b[p]
+                        );
+                    }
+                    fallbacks += fb;
+                    screened += np - fb;
+                }
+            }
+        }
+        assert!(
+            fallbacks > 1000 && screened > 5000,
+            "{fallbacks} {screened}"
+        );
     }
 
     /// Gain selection: any high-gain sample above 4000 ADC switches the pixel to low gain.

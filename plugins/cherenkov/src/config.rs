@@ -10,6 +10,7 @@ use crate::calib::{ExtractorKind, ExtractorSettings};
 use crate::cleaning::Tailcuts;
 use crate::geometry::FocalLengthChoice;
 use crate::parameters::ImageQuality;
+use crate::timing::{LtsSettings, TimingFit, TimingOptions};
 
 caliper_core::config_struct! {
     /// Waveform calibration (ctapipe `CameraCalibrator`).
@@ -76,6 +77,20 @@ caliper_core::config_struct! {
 }
 
 caliper_core::config_struct! {
+    /// Timing parameters (ctapipe `timing_parameters`).
+    pub struct TimingConfig {
+        /// Line fit of peak time against the longitudinal coordinate: "OLS" (deterministic
+        /// ordinary least squares, default) or "LTS" (ctapipe's least-trimmed squares with
+        /// random starts, seeded per image from `lts_seed`, the event and the telescope).
+        pub fit: TimingFit = TimingFit::Ols,
+        /// LTS: random starts per image (ctapipe: 5).
+        pub lts_samples: usize = 5,
+        /// LTS: seed of the random starts.
+        pub lts_seed: u64 = 0,
+    }
+}
+
+caliper_core::config_struct! {
     /// Stereo reconstruction (ctapipe `HillasReconstructor`, `StereoQualityQuery`).
     pub struct StereoConfig {
         /// Run the HillasReconstructor (true).
@@ -115,6 +130,8 @@ caliper_core::config_struct! {
         pub cleaning: CleaningConfig = CleaningConfig::default(),
         /// Image quality gate.
         pub image_quality: ImageQualityConfig = ImageQualityConfig::default(),
+        /// Timing parameters.
+        pub timing: TimingConfig = TimingConfig::default(),
         /// Stereo reconstruction.
         pub stereo: StereoConfig = StereoConfig::default(),
         /// Outputs.
@@ -163,6 +180,11 @@ impl Validate for CherenkovConfig {
             self.image_quality.min_intensity_pe.is_finite(),
             "image_quality.min_intensity_pe",
             "must be finite",
+        );
+        p.check(
+            self.timing.lts_samples > 0,
+            "timing.lts_samples",
+            "must be at least 1",
         );
         p.check(
             self.stereo.min_width_deg >= 0.0,
@@ -214,6 +236,26 @@ impl CherenkovConfig {
             }
         }
         tc
+    }
+
+    /// The timing fit for one image (the LTS seed mixes `timing.lts_seed`, the event and the
+    /// telescope, so the result does not depend on the thread count or the chunking).
+    pub fn timing_options(&self, event_id: i64, tel_id: u16) -> TimingOptions {
+        let t = &self.timing;
+        // splitmix64-style mixing of the three numbers
+        let mut z = t.lts_seed ^ (event_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z ^= u64::from(tel_id).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        TimingOptions {
+            fit: t.fit,
+            lts: LtsSettings {
+                samples: t.lts_samples,
+                ..LtsSettings::default()
+            },
+            seed: z,
+        }
     }
 
     /// The image quality gate.

@@ -10,7 +10,10 @@ use crate::leakage::{Leakage, leakage_parameters};
 use crate::morphology::{Morphology, morphology_parameters};
 use crate::numpy::np_sum_f32;
 use crate::statistics::{Statistics, descriptive_statistics};
-use crate::timing::{TimingParameters, timing_parameters};
+use crate::timing::{
+    LtsScratch, TimingFit, TimingOptions, TimingParameters, lts_timing_parameters,
+    timing_parameters,
+};
 
 /// ctapipe `ImageQualityQuery` criteria, as numbers: parameterise only if
 /// `Σ cleaned charge > min_intensity_pe` and `count > min_pixels`, where count is the number
@@ -63,15 +66,41 @@ pub struct ImageScratch {
     f32buf2: Vec<f32>,
     labels: Vec<u32>,
     stack: Vec<u32>,
+    lts: LtsScratch,
 }
 
-/// Clean and parameterise one image; `mask` receives the cleaning mask.
+/// Clean and parameterise one image with the OLS timing fit; `mask` receives the cleaning
+/// mask.
 pub fn process_image(
     geom: &CameraGeometry,
     image: &[f32],
     peak_time: &[f32],
     tailcuts: &Tailcuts,
     quality: &ImageQuality,
+    s: &mut ImageScratch,
+    mask: &mut Vec<bool>,
+) -> ImageParameters {
+    process_image_with(
+        geom,
+        image,
+        peak_time,
+        tailcuts,
+        quality,
+        &TimingOptions::default(),
+        s,
+        mask,
+    )
+}
+
+/// [`process_image`] with a choice of timing fit.
+#[allow(clippy::too_many_arguments)]
+pub fn process_image_with(
+    geom: &CameraGeometry,
+    image: &[f32],
+    peak_time: &[f32],
+    tailcuts: &Tailcuts,
+    quality: &ImageQuality,
+    timing: &TimingOptions,
     s: &mut ImageScratch,
     mask: &mut Vec<bool>,
 ) -> ImageParameters {
@@ -121,8 +150,36 @@ pub fn process_image(
         };
     };
     let cam_hillas = hillas_parameters(&cam, image, &s.idx).unwrap_or_else(HillasParameters::nan);
-    let timing = timing_parameters(&tel, peak_time, &hillas, &s.idx);
-    let cam_timing = timing_parameters(&cam, peak_time, &cam_hillas, &s.idx);
+    let (timing, cam_timing) = match timing.fit {
+        TimingFit::Ols => (
+            timing_parameters(&tel, peak_time, &hillas, &s.idx),
+            timing_parameters(&cam, peak_time, &cam_hillas, &s.idx),
+        ),
+        TimingFit::Lts => {
+            use rand::SeedableRng;
+            // one generator per image: the telescope frame's starts, then the camera frame's
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(timing.seed);
+            let t = lts_timing_parameters(
+                &tel,
+                peak_time,
+                &hillas,
+                &s.idx,
+                &timing.lts,
+                &mut rng,
+                &mut s.lts,
+            );
+            let c = lts_timing_parameters(
+                &cam,
+                peak_time,
+                &cam_hillas,
+                &s.idx,
+                &timing.lts,
+                &mut rng,
+                &mut s.lts,
+            );
+            (t, c)
+        }
+    };
     let leakage = leakage_parameters(geom, image, &s.idx, &mut s.f32buf2);
     let concentration =
         concentration_parameters(geom, &tel, image, &s.idx, &hillas, &mut s.f32buf2);

@@ -10,7 +10,7 @@ use caliper_core::pipeline::{Analysis, EventSource};
 use crate::calib::{CalibScratch, Dl1Image, calibrate};
 use crate::config::CherenkovConfig;
 use crate::io::simtel::{ArrayEvent, McShower, SimtelReader};
-use crate::parameters::{ImageParameters, ImageScratch, process_image};
+use crate::parameters::{ImageParameters, ImageScratch, process_image_with};
 use crate::stereo::{StereoInput, StereoResult, reconstruct};
 use crate::subarray::Subarray;
 
@@ -152,12 +152,13 @@ impl Chain<'_> {
                 )));
             }
             calibrate(te, cal, g, &setup.readout, &mut p.cs, &mut p.dl1);
-            let params = process_image(
+            let params = process_image_with(
                 g,
                 &p.dl1.image,
                 &p.dl1.peak_time,
                 &setup.tailcuts,
                 &q,
+                &cfg.timing_options(ev.event_id, te.tel_id),
                 &mut p.is,
                 &mut p.mask,
             );

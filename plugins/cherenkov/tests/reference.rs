@@ -148,8 +148,8 @@ fn reader_reads_all_events() {
 mod dl1 {
     use super::*;
     use caliper_cherenkov::calib::{
-        CalibScratch, Dl1Image, ExtractorKind, ExtractorSettings, GAIN_THRESHOLD_ADC, TelReadout,
-        calibrate,
+        CalibScratch, Dl1Image, ExtractorKind, ExtractorSettings, GAIN_THRESHOLD_ADC, PeakScratch,
+        TelReadout, calibrate, calibrate_baseline, neighbor_peaks, neighbor_peaks_reference,
     };
     use std::collections::HashMap;
 
@@ -179,6 +179,8 @@ mod dl1 {
                 let mut geoms = HashMap::new();
                 let mut scratch = CalibScratch::default();
                 let mut out = Dl1Image::default();
+                let mut scratch_b = CalibScratch::default();
+                let mut out_b = Dl1Image::default();
                 let (mut max_q, mut max_t, mut n_img, mut n_pix) = (0.0f64, 0.0f64, 0, 0);
                 while let Some(Ok(ev)) = reader.next_event() {
                     for te in &ev.telescopes {
@@ -191,6 +193,43 @@ mod dl1 {
                         });
                         let cal = te.calibration.as_ref().unwrap();
                         calibrate(te, cal, g, ro, &mut scratch, &mut out);
+                        // the dispatched (AVX2 where available) build against the baseline
+                        // build and the straightforward float64 peak search: bit-identical
+                        calibrate_baseline(te, cal, g, ro, &mut scratch_b, &mut out_b);
+                        assert_eq!(out, out_b, "{file} tel {}: AVX2 vs baseline", te.tel_id);
+                        if te.n_samples > 1 {
+                            let np = te.n_pixels;
+                            let ns = te.n_samples;
+                            let mut wave = vec![0f32; np * ns];
+                            for p in 0..np {
+                                let i = usize::from(out.selected_gain[p]) * np + p;
+                                for s in 0..ns {
+                                    wave[p * ns + s] = (f32::from(te.samples[i * ns + s])
+                                        - cal.pedestal_per_sample[i])
+                                        * cal.dc_to_pe[i];
+                                }
+                            }
+                            // the neighbour lists without broken pixels, as ctapipe sums them
+                            let (mut ptr, mut idx) = (vec![0u32], Vec::new());
+                            for p in 0..np {
+                                idx.extend(
+                                    g.neighbors(p).iter().filter(|&&j| !ro.broken[j as usize]),
+                                );
+                                ptr.push(idx.len() as u32);
+                            }
+                            let (mut fast, mut slow) = (vec![0i64; np], vec![0i64; np]);
+                            neighbor_peaks(
+                                &wave,
+                                ns,
+                                &ptr,
+                                &idx,
+                                0.0,
+                                &mut PeakScratch::default(),
+                                &mut fast,
+                            );
+                            neighbor_peaks_reference(&wave, ns, &ptr, &idx, 0.0, &mut slow);
+                            assert_eq!(fast, slow, "{file} tel {}: peak search", te.tel_id);
+                        }
                         let rows = &refs[&(ev.event_id, i64::from(te.tel_id))];
                         assert_eq!(rows.len(), te.n_pixels);
                         for &r in rows {
@@ -232,9 +271,11 @@ mod params {
         calibrate,
     };
     use caliper_cherenkov::cleaning::Tailcuts;
+    use caliper_cherenkov::config::TimingConfig;
     use caliper_cherenkov::parameters::{
-        ImageParameters, ImageQuality, ImageScratch, process_image,
+        ImageParameters, ImageQuality, ImageScratch, process_image_with,
     };
+    use caliper_cherenkov::timing::TimingFit;
     use std::collections::HashMap;
 
     fn tailcuts_from_ref(cfg: &serde_json::Value, tel: u16) -> Tailcuts {
@@ -269,7 +310,12 @@ mod params {
         fl: &str,
         cfg: &serde_json::Value,
         config: &str,
+        timing: &TimingConfig,
     ) -> Vec<(i64, u16, ImageParameters, Vec<bool>)> {
+        let chain_cfg = caliper_cherenkov::config::CherenkovConfig {
+            timing: timing.clone(),
+            ..Default::default()
+        };
         let path = shared_data(file).unwrap();
         let mut reader = SimtelReader::open(&path).unwrap();
         let header = reader.header().clone();
@@ -298,7 +344,17 @@ mod params {
                 );
                 let tc = tailcuts_from_ref(cfg, te.tel_id);
                 let mut mask = Vec::new();
-                let p = process_image(g, &dl1.image, &dl1.peak_time, &tc, &q, &mut is, &mut mask);
+                let topt = chain_cfg.timing_options(ev.event_id, te.tel_id);
+                let p = process_image_with(
+                    g,
+                    &dl1.image,
+                    &dl1.peak_time,
+                    &tc,
+                    &q,
+                    &topt,
+                    &mut is,
+                    &mut mask,
+                );
                 out.push((ev.event_id, te.tel_id, p, mask));
             }
         }
@@ -344,7 +400,7 @@ mod params {
                     }
                     m[p] = imgs.i64(r, "clean_mask") == 1;
                 }
-                let results = run_chain(file, fl, &cfg, config);
+                let results = run_chain(file, fl, &cfg, config, &TimingConfig::default());
                 assert_eq!(results.len(), csv.rows.len());
                 let mut worst: HashMap<&str, f64> = HashMap::new();
                 let mut n_valid = 0;
@@ -452,6 +508,102 @@ mod params {
                     results.len(),
                     &w[..12.min(w.len())]
                 );
+            }
+        }
+    }
+    /// ctapipe's least-trimmed-squares timing (`timing_*` columns) where the reference marks
+    /// the LTS result as independent of the random starts (`timing_lts_rng_robust = 1`: 20
+    /// other seeds gave the same slope). Our starts come from a per-image ChaCha8 stream,
+    /// ctapipe's from its process-wide PCG64, so only those rows can be compared, and even
+    /// there the agreement is probabilistic: a start reaches a given local optimum with some
+    /// probability, and with ctapipe's 5 starts all may miss the best one (for SST-1M event
+    /// 1007 tel 27, 9 points, ctapipe itself returns the other optimum for 2 of 200 seeds).
+    /// So: with 5 starts (ctapipe's setting) at least 95 % of the robust rows must agree;
+    /// with 50 starts every robust row must agree. Tolerance 1e-6 relative (as OLS): the same
+    /// trimmed subset gives the same normal equations, so only rounding (≈1e-13) differs.
+    /// The camera frame (no robustness flag) and the non-robust rows are reported only.
+    #[test]
+    fn lts_timing_matches_ctapipe_where_robust() {
+        for (file, refdir, fl) in FILES {
+            if shared_data(file).is_none() {
+                return;
+            }
+            for config in ["default", "base"] {
+                let Some(pp) = shared_data(&format!("{refdir}/{config}/dl1_parameters.csv")) else {
+                    return;
+                };
+                let csv = Csv::read(&pp);
+                let idx = csv.index_by(&["event_id", "tel_id"]);
+                let cfg: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(
+                        shared_data(&format!("{refdir}/{config}/config.json")).unwrap(),
+                    )
+                    .unwrap(),
+                )
+                .unwrap();
+                for samples in [5usize, 50] {
+                    let timing = TimingConfig {
+                        fit: TimingFit::Lts,
+                        lts_samples: samples,
+                        ..TimingConfig::default()
+                    };
+                    let results = run_chain(file, fl, &cfg, config, &timing);
+                    let (mut robust, mut agree, mut worst) = (0, 0, 0.0f64);
+                    let (mut cam_same, mut other, mut other_same) = (0, 0, 0);
+                    for (ev, tel, p, _) in &results {
+                        let r = idx[&vec![*ev, i64::from(*tel)]];
+                        if !p.is_valid {
+                            continue;
+                        }
+                        let within = |pairs: &[(f64, &str)]| {
+                            pairs
+                                .iter()
+                                .map(|&(ours, name)| rel(ours, csv.f64(r, name), 1e-9))
+                                .fold(0.0f64, f64::max)
+                        };
+                        let t = &p.timing;
+                        let d = within(&[
+                            (t.slope, "timing_slope_per_deg"),
+                            (t.intercept, "timing_intercept"),
+                            (t.deviation, "timing_deviation"),
+                        ]);
+                        let c = &p.cam_timing;
+                        let dc = within(&[
+                            (c.slope, "cam_timing_slope_per_m"),
+                            (c.intercept, "cam_timing_intercept"),
+                            (c.deviation, "cam_timing_deviation"),
+                        ]);
+                        if csv.str(r, "timing_lts_rng_robust") == "1" {
+                            if samples == 50 {
+                                assert!(
+                                    d <= 1e-6,
+                                    "{file} {config} event {ev} tel {tel}: LTS timing (50 starts) differs by {d:.2e} relative"
+                                );
+                            }
+                            robust += 1;
+                            if d <= 1e-6 {
+                                agree += 1;
+                                worst = worst.max(d);
+                            } else {
+                                eprintln!(
+                                    "  {file} {config} event {ev} tel {tel}: {samples} starts missed ctapipe's optimum ({d:.2e} relative)"
+                                );
+                            }
+                            cam_same += usize::from(dc <= 1e-6);
+                        } else {
+                            other += 1;
+                            other_same += usize::from(d <= 1e-6);
+                        }
+                    }
+                    assert!(robust > 0, "{file} {config}: no robust rows compared");
+                    assert!(
+                        agree as f64 >= 0.95 * robust as f64,
+                        "{file} {config}: LTS with {samples} starts agrees on only {agree} of {robust} robust rows"
+                    );
+                    eprintln!(
+                        "{file} {config}: LTS with {samples} starts agrees on {agree} of {robust} robust images, worst {worst:.2e} relative; camera frame agrees on {cam_same} of them; non-robust rows agreeing: {other_same} of {other}"
+                    );
+                }
             }
         }
     }
