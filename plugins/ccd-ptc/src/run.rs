@@ -93,7 +93,8 @@ pub struct PairOutcome {
 impl PairStep<'_> {
     /// ISR and statistics of one pair on every amplifier.
     pub fn process(&self, pair: &Pair) -> Result<Vec<PairAmpStats>, String> {
-        // File buffers recycled per thread (see `FitsFile::open_with_buffer`).
+        // File buffers recycled per thread (see `FitsFile::open_with_buffer`): used by files
+        // that have to be read (gzip-wrapped); plain files are mapped and leave them untouched.
         let (b1, b2) = FILE_BUFFERS.with(|c| {
             let mut c = c.borrow_mut();
             (c.pop().unwrap_or_default(), c.pop().unwrap_or_default())

@@ -118,7 +118,7 @@ fn bench_existing_pairs() {
 }
 
 /// Per-stage cost in ns per raw pixel (minimum over `$CCD_PTC_BENCH_REPEAT` repeats, one
-/// thread) on pair `flat_00` in `$CCD_PTC_BENCH_DIR`: where the time goes (BENCHMARKS.md).
+/// thread) on pair `flat_$CCD_PTC_BENCH_PAIR` (default 00) in `$CCD_PTC_BENCH_DIR`: where the time goes (BENCHMARKS.md).
 #[test]
 #[ignore]
 fn bench_stages() {
@@ -139,11 +139,16 @@ fn bench_stages() {
         .collect();
     let clip = caliper_core::robust::AfwClipParams::cp_pipe_ptc();
     let isr = caliper_ccd_ptc::isr::IsrSettings::default();
-    let (p1, p2) = (dir.join("flat_00_a.fits"), dir.join("flat_00_b.fits"));
+    // $CCD_PTC_BENCH_PAIR: 00 (69 ADU, default) or 01 (saturated at 69 kADU).
+    let lvl = std::env::var("CCD_PTC_BENCH_PAIR").unwrap_or_else(|_| "00".into());
+    let (p1, p2) = (
+        dir.join(format!("flat_{lvl}_a.fits")),
+        dir.join(format!("flat_{lvl}_b.fits")),
+    );
     let raw_px = (2 * 16 * 576 * 2048) as f64;
     let mut best = [f64::INFINITY; 6];
     let names = [
-        "open (read file into a reused buffer)",
+        "open + close (map, or read: $CCD_PTC_ACCESS)",
         "(separate decode to f32, not in the sum)",
         "decode + ISR (fused: overscan, trim)",
         "clipped stats of I1 and I2",
@@ -156,11 +161,19 @@ fn bench_stages() {
     // File buffers recycled as the pipeline does (run.rs).
     let mut bufs: [Vec<u8>; 2] = Default::default();
     let mut st = caliper_ccd_ptc::pair_stats::Scratch::default();
+    // The pipeline maps plain files; CCD_PTC_ACCESS=read times the copy into a buffer instead.
+    let access = match std::env::var("CCD_PTC_ACCESS").as_deref() {
+        Ok("read") => caliper_ccd_ptc::io::fits::Access::Read,
+        _ => caliper_ccd_ptc::io::fits::Access::Map,
+    };
+    eprintln!("file access: {access:?}");
     for _ in 0..repeat {
         let mut t = [0f64; 6];
         let t0 = Instant::now();
-        let f1 = FitsFile::open_with_buffer(&p1, std::mem::take(&mut bufs[0])).unwrap();
-        let f2 = FitsFile::open_with_buffer(&p2, std::mem::take(&mut bufs[1])).unwrap();
+        let f1 =
+            FitsFile::open_with_buffer_mode(&p1, std::mem::take(&mut bufs[0]), access).unwrap();
+        let f2 =
+            FitsFile::open_with_buffer_mode(&p2, std::mem::take(&mut bufs[1]), access).unwrap();
         t[0] = t0.elapsed().as_secs_f64();
         let files = [&f1, &f2];
         let segs: Vec<_> = files
@@ -216,7 +229,10 @@ fn bench_stages() {
             t[4] += (t_all - t_i - t_d).max(0.0);
             t[5] += t_d;
         }
+        // Closing a mapped file unmaps it: part of the file access cost.
+        let t0 = Instant::now();
         bufs = [f1.into_buffer(), f2.into_buffer()];
+        t[0] += t0.elapsed().as_secs_f64();
         for (b, v) in best.iter_mut().zip(t) {
             *b = b.min(v);
         }
