@@ -104,6 +104,19 @@ fn main() {
                 .expect("frame length");
         },
     );
+    // The same block with the pixel tiles spread over the current rayon pool
+    // (RAYON_NUM_THREADS), one 32-frame block per call as the CSPad averaging pass.
+    time(
+        "PixelStats::push_frames_par (CSPad, i16, 32 frames, rayon pool)",
+        (n_pix * 32) as f64,
+        "pixel",
+        (n_pix * 2 * 32) as f64,
+        || {
+            bstats
+                .push_frames_par(black_box(&block_refs), 32)
+                .expect("frame length");
+        },
+    );
     drop(block_refs);
     drop(block);
     let other = stats.clone();

@@ -8,7 +8,9 @@
 //! folds event by event), and merges the partials strictly in chunk order.
 //! Because the chunking does not depend on the thread count and the merge order is fixed, the
 //! result is bit-identical for 1 or N threads. Reading the next batch of chunks overlaps with
-//! folding the current one.
+//! folding the current one. An analysis with a very large state (per-pixel statistics of a
+//! megapixel detector) can opt into folding every chunk straight into one state, in order,
+//! parallelising inside the chunk instead ([`Analysis::fold_in_place`]).
 //!
 //! Whole-run steps (alignment, PTC fits) run on what the pass reduced, in [`Analysis::finish`],
 //! or in a further pass the plugin runs with the results of the first.
@@ -118,7 +120,29 @@ pub trait Analysis<E>: Sync {
         }
         Ok(())
     }
-    /// Merge the partial of the next chunk into the accumulated one. Called in chunk order.
+    /// Whether [`run_pass`] folds every chunk directly into the one accumulated state, in
+    /// chunk order, instead of into a fresh partial per chunk that is then merged.
+    ///
+    /// The default, `false`, suits most analyses: chunks fold in parallel, each into its own
+    /// partial, and the partials merge in order. Return `true` when the state is so large that
+    /// creating and merging a partial per chunk costs more than the fold itself, e.g. per-pixel
+    /// statistics of a megapixel detector (a CSPad's [`PixelStats`](crate::stats::PixelStats)
+    /// holds 73 MB: a partial per 32-frame chunk writes and re-reads that much again). Then
+    /// [`run_pass`] calls [`init`](Self::init) once, calls [`fold_chunk`](Self::fold_chunk)
+    /// on that state for each chunk strictly in chunk order (one chunk at a time, while the
+    /// next chunk is read), and never calls [`merge`](Self::merge). The parallelism is then
+    /// up to the analysis, inside `fold_chunk` (e.g. rayon over pixel tiles with
+    /// [`PixelStats::push_frames_par`](crate::stats::PixelStats::push_frames_par)); to keep
+    /// passes identical for 1 or N threads, what it computes for each element must not depend
+    /// on how the work is split among threads. The chunking is the same as in the default
+    /// mode, so an analysis whose `fold_chunk` does the same thing on a fresh partial and on
+    /// the accumulated state (and whose merge is exact, e.g. concatenation) gives the same
+    /// result in both modes.
+    fn fold_in_place(&self) -> bool {
+        false
+    }
+    /// Merge the partial of the next chunk into the accumulated one. Called in chunk order
+    /// (never when [`fold_in_place`](Self::fold_in_place) is true).
     fn merge(&self, acc: &mut Self::Partial, next: Self::Partial);
     /// Turn the merged partial into the step's output.
     fn finish(&self, acc: Self::Partial) -> Result<Self::Output, RunError>;
@@ -183,8 +207,15 @@ where
     A: Analysis<E>,
 {
     let chunk = options.chunk_events.max(1);
-    // Enough chunks per batch to keep every thread busy while the next batch is read.
-    let batch_chunks = (rayon::current_num_threads() * 2).max(2);
+    let in_place = analysis.fold_in_place();
+    // Enough chunks per batch to keep every thread busy while the next batch is read; an
+    // in-place analysis parallelises inside each chunk, so one chunk is folded while the next
+    // is read.
+    let batch_chunks = if in_place {
+        1
+    } else {
+        (rayon::current_num_threads() * 2).max(2)
+    };
     let mut acc = analysis.init();
     let mut next_index: u64 = 0;
     let mut truncated = None;
@@ -236,6 +267,48 @@ where
     let (mut batch, mut n, mut err, mut done) = read_batch(source, 0);
     loop {
         let first_index = next_index;
+        if in_place {
+            // Every chunk of the batch into the accumulated state, in order, while the next
+            // batch is read.
+            let fold_in_order = |acc: &mut A::Partial| -> Result<(), RunError> {
+                let mut start = first_index;
+                for events in &batch {
+                    analysis.fold_chunk(acc, events, start)?;
+                    start += events.len() as u64;
+                }
+                Ok(())
+            };
+            let next = if done {
+                fold_in_order(&mut acc)?;
+                None
+            } else {
+                let (r, nb) = rayon::join(
+                    || fold_in_order(&mut acc),
+                    || read_batch(source, next_index + n),
+                );
+                r?;
+                Some(nb)
+            };
+            next_index += n;
+            match source.bytes_read() {
+                Some(b) => progress.set_position(b),
+                None => progress.inc(n),
+            }
+            if let Some(e) = err.take() {
+                pending_error = Some(e);
+                break;
+            }
+            match next {
+                None => break,
+                Some((b, nn, e, d)) => {
+                    batch = b;
+                    n = nn;
+                    err = e;
+                    done = d;
+                }
+            }
+            continue;
+        }
         let fold_batch = |chunks: &Vec<Vec<E>>| -> Result<Vec<A::Partial>, RunError> {
             let starts: Vec<u64> = chunks
                 .iter()
@@ -431,6 +504,163 @@ mod tests {
         fn finish(&self, acc: Self::Partial) -> Result<Self::Output, RunError> {
             Ok(acc)
         }
+    }
+
+    /// An in-place analysis: records the chunks it sees, sums the events sequentially (an
+    /// order-dependent float result) and folds them into per-pixel statistics with the tiled
+    /// parallel update; `merge` must never be called.
+    struct InPlace {
+        merges: std::sync::atomic::AtomicUsize,
+    }
+    type InPlaceState = (Vec<(u64, usize)>, f64, crate::stats::PixelStats);
+    impl Analysis<f64> for InPlace {
+        type Partial = InPlaceState;
+        type Output = InPlaceState;
+        fn init(&self) -> Self::Partial {
+            (Vec::new(), 0.0, crate::stats::PixelStats::new(40))
+        }
+        fn fold(&self, _: &mut Self::Partial, _: &f64, _: u64) -> Result<(), RunError> {
+            Err(RunError::failed("fold must not be called"))
+        }
+        fn fold_chunk(&self, p: &mut Self::Partial, e: &[f64], first: u64) -> Result<(), RunError> {
+            p.0.push((first, e.len()));
+            for x in e {
+                p.1 += x;
+            }
+            // Each event spread over 40 "pixels" (x * (1 + j/7)).
+            let frames: Vec<Vec<f64>> = e
+                .iter()
+                .map(|x| (0..40).map(|j| x * (1.0 + j as f64 / 7.0)).collect())
+                .collect();
+            let refs: Vec<&[f64]> = frames.iter().map(|f| &f[..]).collect();
+            p.2.push_frames_par(&refs, 8)
+                .map_err(|err| RunError::failed(err.to_string()))
+        }
+        fn fold_in_place(&self) -> bool {
+            true
+        }
+        fn merge(&self, _: &mut Self::Partial, _: Self::Partial) {
+            self.merges
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn finish(&self, acc: Self::Partial) -> Result<Self::Output, RunError> {
+            Ok(acc)
+        }
+    }
+
+    #[test]
+    fn in_place_identical_for_one_and_three_threads() {
+        // 10,007 events of very different magnitudes in chunks of 17: the in-place pass must
+        // hand over the same chunks as the default mode (test above: `Chunked`), fold them in
+        // order (the float sum equals the plain sequential sum, bit for bit, which no
+        // chunked merge would give), never merge, and give identical bits for 1 and 3
+        // threads, including the tiled per-pixel statistics (compared with a sequential
+        // `push_frames` over the same blocks of at most 8 frames).
+        let v = values(10_007);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let a = InPlace {
+                    merges: Default::default(),
+                };
+                let mut src = IterSource::new(v.clone().into_iter().map(Ok));
+                let opts = PassOptions {
+                    chunk_events: 17,
+                    ..PassOptions::default()
+                };
+                let out = run_pass(&mut src, &a, &opts, &NoProgress).unwrap();
+                assert_eq!(a.merges.load(std::sync::atomic::Ordering::Relaxed), 0);
+                assert_eq!(out.events, 10_007);
+                out.output
+            })
+        };
+        let one = run(1);
+        let three = run(3);
+        let expect_chunks: Vec<(u64, usize)> = (0..589)
+            .map(|c| (c * 17, if c < 588 { 17 } else { 10_007 - 588 * 17 }))
+            .collect();
+        assert_eq!(one.0, expect_chunks);
+        assert_eq!(three.0, expect_chunks);
+        let sequential = v.iter().fold(0.0, |s, x| s + x);
+        assert_eq!(one.1.to_bits(), sequential.to_bits());
+        assert_eq!(three.1.to_bits(), sequential.to_bits());
+        assert_eq!(one.2, three.2);
+        let mut want = crate::stats::PixelStats::new(40);
+        for c in v.chunks(17) {
+            let frames: Vec<Vec<f64>> = c
+                .iter()
+                .map(|x| (0..40).map(|j| x * (1.0 + j as f64 / 7.0)).collect())
+                .collect();
+            let refs: Vec<&[f64]> = frames.iter().map(|f| &f[..]).collect();
+            for b in refs.chunks(8) {
+                want.push_frames(b).unwrap();
+            }
+        }
+        assert_eq!(one.2, want);
+        // The same chunk sequence as the default (partial + merge) mode.
+        let default_chunks = pool_run_chunked(3, v.len(), 17);
+        assert_eq!(default_chunks, expect_chunks);
+    }
+
+    /// The chunks (first index, length) the default mode hands to `fold_chunk`.
+    fn pool_run_chunked(threads: usize, n: usize, chunk: usize) -> Vec<(u64, usize)> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut src = IterSource::new((0..n).map(|i| Ok(i as f64)));
+            let opts = PassOptions {
+                chunk_events: chunk,
+                ..PassOptions::default()
+            };
+            run_pass(&mut src, &Chunked, &opts, &NoProgress)
+                .unwrap()
+                .output
+        })
+    }
+
+    #[test]
+    fn in_place_truncation_and_max_events() {
+        // A truncation after 100 events keeps them (or fails), and max_events stops early,
+        // as in the default mode.
+        let make = || {
+            let items: Vec<Result<f64, ReadError>> = (0..100)
+                .map(|i| Ok(i as f64))
+                .chain(std::iter::once(Err(ReadError::truncated(
+                    Path::new("x.dat"),
+                    Position::byte(4000).with_event(100),
+                    "record cut short",
+                ))))
+                .collect();
+            IterSource::new(items.into_iter())
+        };
+        let a = InPlace {
+            merges: Default::default(),
+        };
+        let keep = PassOptions {
+            chunk_events: 16,
+            on_truncation: OnTruncation::KeepWithWarning,
+            ..PassOptions::default()
+        };
+        let out = run_pass(&mut make(), &a, &keep, &NoProgress).unwrap();
+        assert_eq!(out.events, 100);
+        assert_eq!(out.output.2.n_frames(), 100);
+        assert_eq!(out.output.1, 4950.0);
+        assert!(out.truncated.is_some());
+        assert!(run_pass(&mut make(), &a, &PassOptions::default(), &NoProgress).is_err());
+        let mut src = IterSource::new((0..1000).map(|i| Ok(i as f64)));
+        let opts = PassOptions {
+            chunk_events: 16,
+            max_events: Some(40),
+            ..PassOptions::default()
+        };
+        let out = run_pass(&mut src, &a, &opts, &NoProgress).unwrap();
+        assert_eq!(out.events, 40);
+        assert_eq!(out.output.0, vec![(0, 16), (16, 16), (32, 8)]);
     }
 
     #[test]

@@ -214,6 +214,21 @@ pub struct PixelStats {
     max: Vec<f64>,
 }
 
+/// The arrays of a [`PixelStats`], moved out by [`PixelStats::into_arrays`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelArrays {
+    /// Frames accumulated.
+    pub frames: u64,
+    /// Per-pixel mean.
+    pub mean: Vec<f64>,
+    /// Per-pixel M2 (sum of squared deviations from the mean).
+    pub m2: Vec<f64>,
+    /// Per-pixel minimum.
+    pub min: Vec<f64>,
+    /// Per-pixel maximum.
+    pub max: Vec<f64>,
+}
+
 impl PixelStats {
     /// An empty accumulator over `n_pixels` pixels (allocates its four arrays once).
     pub fn new(n_pixels: usize) -> Self {
@@ -368,16 +383,99 @@ impl PixelStats {
             lo: &mut self.min[..len],
             hi: &mut self.max[..len],
         };
-        #[cfg(target_arch = "x86_64")]
-        if allow_avx2 && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of a
-            // `#[target_feature(enable = "avx2")]` function.
-            unsafe { block_update_all_avx2(&mut state, frames, empty, inv_n) };
+        update_state(&mut state, frames, empty, inv_n, use_avx2(allow_avx2));
+        Ok(())
+    }
+
+    /// [`push_frames`](Self::push_frames) on consecutive blocks of at most `max_block`
+    /// frames in turn (`for b in frames.chunks(max_block) { self.push_frames(b) }`), with the
+    /// pixels split into tiles that rayon updates in parallel (on the current pool): exactly
+    /// that result, bit for bit, for any number of threads.
+    ///
+    /// Each tile is a contiguous range of `PAR_TILE_PIXELS` pixels (a multiple of both vector
+    /// group widths, so every tile but the last is whole groups) and runs the same blocked
+    /// kernel on its sub-slices of the state and of every frame, one block after the other.
+    /// The kernel's per-pixel operations and their order do not depend on which group, tile or
+    /// thread a pixel falls in (no FMA, no cross-pixel reduction), so the result equals the
+    /// sequential blocks exactly (test `push_frames_par_equals_push_frames`).
+    ///
+    /// Why: for a state too large for the caches (a CSPad: 2.3 M pixels, 73 MB) `push_frames`
+    /// streams the whole state through memory once per block. Here a tile's state (256 KB)
+    /// stays in the core's cache while all the blocks pass over it, so the state goes through
+    /// memory once per call however many blocks it holds, and several cores share one
+    /// running state instead of each reducing a partial that must then be merged. Blocks of
+    /// ~32 frames keep the kernel's frame streams few enough for the prefetchers (see
+    /// [`push_frames`](Self::push_frames)). `max_block` 0 counts as 1. Every frame's length is
+    /// checked before anything changes.
+    pub fn push_frames_par<T: Sample + Sync>(
+        &mut self,
+        frames: &[&[T]],
+        max_block: usize,
+    ) -> Result<(), StatsError> {
+        self.push_frames_par_with(frames, max_block, true, PAR_TILE_PIXELS)
+    }
+
+    /// [`push_frames_par`](Self::push_frames_par) with the AVX2 path allowed or not and a
+    /// chosen tile size (tests).
+    fn push_frames_par_with<T: Sample + Sync>(
+        &mut self,
+        frames: &[&[T]],
+        max_block: usize,
+        allow_avx2: bool,
+        tile: usize,
+    ) -> Result<(), StatsError> {
+        use rayon::prelude::*;
+        let len = self.mean.len();
+        if let Some(bad) = frames.iter().find(|f| f.len() != len) {
+            return Err(StatsError::FrameLength {
+                expected: len,
+                got: bad.len(),
+            });
+        }
+        if frames.is_empty() {
             return Ok(());
         }
-        let _ = allow_avx2;
-        block_update_all::<T, BLOCK_LANES>(&mut state, frames, empty, inv_n);
+        let tile = tile.max(1);
+        // Per block: its frames, whether the state is empty before it, and 1/n after it,
+        // exactly as successive `push_frames` calls would compute them.
+        let mut blocks = Vec::new();
+        for b in frames.chunks(max_block.max(1)) {
+            let empty = self.frames == 0;
+            self.frames += b.len() as u64;
+            blocks.push((b, empty, 1.0 / self.frames as f64));
+        }
+        let avx2 = use_avx2(allow_avx2);
+        self.mean[..len]
+            .par_chunks_mut(tile)
+            .zip(self.m2[..len].par_chunks_mut(tile))
+            .zip(self.min[..len].par_chunks_mut(tile))
+            .zip(self.max[..len].par_chunks_mut(tile))
+            .enumerate()
+            .for_each(|(t, (((mean, m2), lo), hi))| {
+                let base = t * tile;
+                let end = base + mean.len();
+                let mut state = BlockState { mean, m2, lo, hi };
+                // One small vector of slice references per tile (not per pixel).
+                let mut sub: Vec<&[T]> = Vec::with_capacity(max_block.max(1));
+                for &(b, empty, inv_n) in &blocks {
+                    sub.clear();
+                    sub.extend(b.iter().map(|f| &f[base..end]));
+                    update_state(&mut state, &sub, empty, inv_n, avx2);
+                }
+            });
         Ok(())
+    }
+
+    /// Moves the arrays out (no copy): for a caller that turns the statistics into its own
+    /// output, e.g. the standard deviation computed in place of M2.
+    pub fn into_arrays(self) -> PixelArrays {
+        PixelArrays {
+            frames: self.frames,
+            mean: self.mean,
+            m2: self.m2,
+            min: self.min,
+            max: self.max,
+        }
     }
 
     /// Folds `other` into `self` with Chan's formula, pixel by pixel.
@@ -473,6 +571,45 @@ impl PixelStats {
     pub fn std_sample(&self) -> Vec<f64> {
         self.scaled_m2(self.frames.saturating_sub(1), true)
     }
+}
+
+/// Pixels per tile of [`PixelStats::push_frames_par`]: a multiple of both group widths (8 and
+/// 16); the tile's state (4 x 64 KiB) stays in a core's L2 cache while the blocks of frames
+/// pass over it, and a CSPad frame gives 281 tiles, enough to balance a few threads with
+/// negligible scheduling cost.
+const PAR_TILE_PIXELS: usize = 8 * 1024;
+
+/// Whether the AVX2 kernel is to be used (allowed and present on this CPU).
+fn use_avx2(allow: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        allow && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = allow;
+        false
+    }
+}
+
+/// Runs the blocked update over a whole state with the AVX2 kernel (`avx2`, which the caller
+/// has checked with [`use_avx2`]) or the baseline one; both give the same bits.
+fn update_state<T: Sample>(
+    st: &mut BlockState<'_>,
+    frames: &[&[T]],
+    empty: bool,
+    inv_n: f64,
+    avx2: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: `avx2` is only true when `use_avx2` found the CPU supports AVX2, the only
+        // requirement of a `#[target_feature(enable = "avx2")]` function.
+        unsafe { block_update_all_avx2(st, frames, empty, inv_n) };
+        return;
+    }
+    let _ = avx2;
+    block_update_all::<T, BLOCK_LANES>(st, frames, empty, inv_n);
 }
 
 /// Pixels reduced together by [`PixelStats::push_frames`] on the baseline (SSE2) path: 8 `f64`
@@ -1018,6 +1155,94 @@ mod tests {
         y.push_frames_with(&fb, false).unwrap();
         assert_eq!(bits(x.m2()), bits(y.m2()));
         assert_eq!(x, y);
+    }
+
+    #[test]
+    fn push_frames_par_equals_push_frames() {
+        // The tiled parallel update must give exactly the bits of `push_frames` on the same
+        // consecutive blocks: 1,003 pixels (odd remainders for every group width) in tiles of
+        // 1,003 (one tile), 64, 48 (not a multiple of 16: groups shift against the tiles) and
+        // 7 pixels, on pools of 1 and 3 threads, the AVX2 path on and off; 17 int16 frames on
+        // an empty state in blocks of at most 5 (5, 5, 5, 2), then 28 f64 frames (1e6
+        // pedestal) on the filled state in one call with blocks of at most 32 (one block).
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let npix = 1003;
+        let frames: Vec<Vec<i16>> = (0..45)
+            .map(|_| {
+                (0..npix)
+                    .map(|_| rng.random_range(-3000..3000i16))
+                    .collect()
+            })
+            .collect();
+        let framesf: Vec<Vec<f64>> = frames
+            .iter()
+            .map(|f| f.iter().map(|&x| f64::from(x) * 0.37 + 1e6).collect())
+            .collect();
+        let ri: Vec<&[i16]> = frames.iter().map(|f| &f[..]).collect();
+        let rf: Vec<&[f64]> = framesf.iter().map(|f| &f[..]).collect();
+        let mut want = PixelStats::new(npix);
+        for b in ri[..17].chunks(5) {
+            want.push_frames(b).unwrap();
+        }
+        want.push_frames(&rf[17..]).unwrap();
+        let bits = |p: &PixelStats| {
+            [p.mean(), p.m2(), p.min(), p.max()]
+                .iter()
+                .flat_map(|v| v.iter().map(|x| x.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for tile in [npix, 64, 48, 7] {
+                for avx2 in [true, false] {
+                    let got = pool.install(|| {
+                        let mut p = PixelStats::new(npix);
+                        p.push_frames_par_with(&ri[..17], 5, avx2, tile).unwrap();
+                        p.push_frames_par_with(&rf[17..], 32, avx2, tile).unwrap();
+                        p
+                    });
+                    assert_eq!(got.n_frames(), 45);
+                    assert_eq!(bits(&got), bits(&want), "{threads} threads, tile {tile}");
+                }
+            }
+        }
+        // The public entry point (default tiles), and its length check before any change.
+        let mut p = PixelStats::new(npix);
+        p.push_frames_par(&ri[..17], 5).unwrap();
+        p.push_frames_par(&rf[17..], 32).unwrap();
+        assert_eq!(bits(&p), bits(&want));
+        let short = [0i16; 5];
+        assert!(p.push_frames_par(&[ri[0], &short[..]], 1).is_err());
+        assert_eq!(bits(&p), bits(&want));
+        assert_eq!(p.n_frames(), 45);
+        // One block of everything equals push_frames of everything; max_block 0 means 1.
+        let mut q = PixelStats::new(npix);
+        q.push_frames_par(&ri, 64).unwrap();
+        let mut r = PixelStats::new(npix);
+        r.push_frames(&ri).unwrap();
+        assert_eq!(q, r);
+        let mut q = PixelStats::new(npix);
+        q.push_frames_par(&ri[..3], 0).unwrap();
+        let mut r = PixelStats::new(npix);
+        for f in &ri[..3] {
+            r.push_frames(&[f]).unwrap();
+        }
+        assert_eq!(q, r);
+        // into_arrays moves exactly the accessors' values out.
+        let arrays = r.clone().into_arrays();
+        assert_eq!(arrays.frames, 3);
+        assert_eq!(
+            (
+                &arrays.mean[..],
+                &arrays.m2[..],
+                &arrays.min[..],
+                &arrays.max[..]
+            ),
+            (r.mean(), r.m2(), r.min(), r.max())
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()?;
-            let recs = pool.install(|| caliper_cspad::bench::bench_memory(&data, chunk, 3))?;
+            let recs = pool.install(|| caliper_cspad::bench::bench_memory(&data, chunk, 5))?;
             for r in recs {
                 println!(
                     "round {round}: {:<70} threads {} {:>8.1} frames/s {:>6.2} GB/s",

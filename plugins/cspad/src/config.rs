@@ -18,10 +18,10 @@ caliper_core::config_struct! {
         pub bright: Vec<String> = Vec::new(),
         /// Substring that marks a run input as dark when `dark` is empty.
         pub dark_match: String = "dark".into(),
-        /// Frames per parallel chunk (>= 1). Each chunk is averaged in one blocked update into
-        /// its own partial (4 x 8 bytes per pixel, 73 MB for a CSPad) that is merged in order,
-        /// so larger chunks amortise that partial over more frames. Memory: about 4 x threads x
-        /// frames_per_chunk frames in flight (4.6 MB per int16 CSPad frame).
+        /// Frames per chunk (>= 1). Chunks are folded in order into the run's one running
+        /// state, each in blocked updates of up to 32 frames split over the threads by pixel
+        /// tiles, while the next chunk is read. Memory: about 2 x frames_per_chunk frames in
+        /// flight (4.6 MB per int16 CSPad frame) plus the 73 MB state.
         pub frames_per_chunk: usize = DEFAULT_FRAMES_PER_CHUNK,
     }
 }
