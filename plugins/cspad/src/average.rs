@@ -284,6 +284,12 @@ mod tests {
     }
 
     fn run(threads: usize, f: &[Frame], n: usize) -> Averages {
+        run_with(threads, f, n, 16, false)
+    }
+
+    /// One averaging pass over `f` on `threads` threads in chunks of `chunk` frames; `slow`
+    /// folds frame by frame through the default `fold_chunk` and the merges.
+    fn run_with(threads: usize, f: &[Frame], n: usize, chunk: usize, slow: bool) -> Averages {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -291,12 +297,17 @@ mod tests {
         pool.install(|| {
             let mut src = IterSource::new(f.iter().cloned().map(Ok));
             let opts = PassOptions {
-                chunk_events: 16,
+                chunk_events: chunk,
                 ..PassOptions::default()
             };
-            run_pass(&mut src, &Average::new(n), &opts, &NoProgress)
-                .unwrap()
-                .output
+            let a = Average::new(n);
+            if slow {
+                run_pass(&mut src, &FrameByFrame(a), &opts, &NoProgress)
+            } else {
+                run_pass(&mut src, &a, &opts, &NoProgress)
+            }
+            .unwrap()
+            .output
         })
     }
 
@@ -395,27 +406,7 @@ mod tests {
                 }
             })
             .collect();
-        let pass = |threads: usize, slow: bool| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let mut src = IterSource::new(f.iter().cloned().map(Ok));
-                let opts = PassOptions {
-                    chunk_events: 32,
-                    ..PassOptions::default()
-                };
-                let a = Average::new(n);
-                if slow {
-                    run_pass(&mut src, &FrameByFrame(a), &opts, &NoProgress)
-                } else {
-                    run_pass(&mut src, &a, &opts, &NoProgress)
-                }
-                .unwrap()
-                .output
-            })
-        };
+        let pass = |threads: usize, slow: bool| run_with(threads, &f, n, 32, slow);
         let fast = pass(1, false);
         let fast2 = pass(2, false);
         let slow = pass(1, true);
@@ -472,27 +463,7 @@ mod tests {
                 ),
             })
             .collect();
-        let pass = |threads: usize, slow: bool| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let mut src = IterSource::new(f.iter().cloned().map(Ok));
-                let opts = PassOptions {
-                    chunk_events: 32,
-                    ..PassOptions::default()
-                };
-                let a = Average::new(n);
-                if slow {
-                    run_pass(&mut src, &FrameByFrame(a), &opts, &NoProgress)
-                } else {
-                    run_pass(&mut src, &a, &opts, &NoProgress)
-                }
-                .unwrap()
-                .output
-            })
-        };
+        let pass = |threads: usize, slow: bool| run_with(threads, &f, n, 32, slow);
         let one = pass(1, false);
         let two = pass(2, false);
         let slow = pass(2, true);
