@@ -19,7 +19,7 @@ use caliper_core::fit::{LeastSquaresProblem, LmOptions, levenberg_marquardt};
 use nalgebra::{Matrix3, Vector3};
 
 use crate::cluster::{Cluster, PlaneInfo};
-use crate::track::{Track, Tracker, TrackingParams, fit_lsq, notebook_track, residuals_into};
+use crate::track::{Track, Tracker, TrackingParams, fit_lsq, notebook_track_into, residuals_into};
 
 /// One row of the alignment history: a plane's constants after an iteration.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,7 +339,7 @@ pub struct Chi2AlignParams {
 }
 
 fn find_tracks(
-    events: &[(u64, Vec<Cluster>)],
+    events: &[(u64, impl AsRef<[Cluster]>)],
     planes: &[PlaneInfo],
     par: &TrackingParams,
 ) -> Vec<Track> {
@@ -348,7 +348,7 @@ fn find_tracks(
     let mut buf: Vec<Cluster> = Vec::new();
     for (number, cl) in events {
         buf.clear();
-        buf.extend_from_slice(cl);
+        buf.extend_from_slice(cl.as_ref());
         update_globals(&mut buf, planes);
         tracker.tracking4d(*number, &buf, planes, par, &mut out);
     }
@@ -359,7 +359,7 @@ fn find_tracks(
 /// the first fixed plane's single cluster is zero (Corryvreckan `Prealignment` aligns the
 /// correlation peaks the same way).
 pub fn prealign(
-    events: &[(u64, Vec<Cluster>)],
+    events: &[(u64, impl AsRef<[Cluster]>)],
     planes: &mut [PlaneInfo],
     fixed: &[bool],
 ) -> Vec<[f64; 2]> {
@@ -372,7 +372,7 @@ pub fn prealign(
     let mut buf = Vec::new();
     for (_, cl) in events {
         buf.clear();
-        buf.extend_from_slice(cl);
+        buf.extend_from_slice(cl.as_ref());
         update_globals(&mut buf, planes);
         let mut count = vec![0u32; np];
         for c in &buf {
@@ -411,7 +411,7 @@ pub fn prealign(
 /// holds the starting constants).
 /// Also says whether every stage converged (else it stopped at `max_iterations`).
 pub fn align_chi2(
-    events: &[(u64, Vec<Cluster>)],
+    events: &[(u64, impl AsRef<[Cluster]>)],
     planes: &mut [PlaneInfo],
     par: &Chi2AlignParams,
 ) -> Result<(Vec<AlignStep>, bool), String> {
@@ -587,7 +587,7 @@ pub fn notebook_cuts(alignments: usize, fine: usize) -> Vec<f64> {
 /// The notebook's alignment (see the module docs); `events` hold one whole-plane cluster per
 /// hit plane. Returns the history.
 pub fn align_notebook(
-    events: &[(u64, Vec<Cluster>)],
+    events: &[(u64, impl AsRef<[Cluster]>)],
     planes: &mut [PlaneInfo],
     par: &NotebookAlignParams,
 ) -> Vec<AlignStep> {
@@ -612,6 +612,7 @@ pub fn align_notebook(
     let mut fine = false;
     let mut buf = Vec::new();
     let mut res = Vec::new();
+    let mut t = Track::default();
     for a in 0..par.alignments {
         let cut = cuts[cnt];
         let mut sum = vec![[0.0f64; 2]; np];
@@ -620,11 +621,11 @@ pub fn align_notebook(
         let (mut used, mut chi_sum) = (0usize, 0.0);
         for (number, cl) in events {
             buf.clear();
-            buf.extend_from_slice(cl);
+            buf.extend_from_slice(cl.as_ref());
             update_globals(&mut buf, planes);
-            let Some(t) = notebook_track(*number, &buf, par.min_planes) else {
+            if !notebook_track_into(*number, &buf, par.min_planes, &mut t) {
                 continue;
-            };
+            }
             if t.chi2ndof() >= cut {
                 continue;
             }

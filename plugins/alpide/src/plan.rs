@@ -3,6 +3,7 @@
 //! and mask files).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use caliper_core::error::ReadError;
 use caliper_core::error::RunError;
@@ -25,7 +26,10 @@ use crate::event::{Event, PlaneMap};
 use crate::io::geometry::{DetectorGeometry, Geometry};
 use crate::io::{maskfile, open_events};
 use crate::mask::{HOT, MaskParams, Occupancy, OccupancyPass, hot_pixels};
-use crate::track::{Residual, Track, Tracker, TrackingParams, notebook_track, residuals_into};
+use crate::track::{
+    Line, Residual, Track, Tracker, TrackingParams, notebook_track, notebook_track_into,
+    residuals_into,
+};
 
 /// Inputs up to this many bytes in total are read once and kept in memory for pass 2.
 pub const KEEP_IN_MEMORY_BYTES: u64 = 512 << 20;
@@ -237,6 +241,98 @@ struct Chain<'a> {
     chi2_template: Hist1D,
     /// The planes' masks as bit sets, for the clustering.
     mask_bits: &'a [Option<MaskBits>],
+    /// The largest block of rows merged so far (arena clusters, tracks, cluster-table events,
+    /// alignment events): a new partial reserves that much, so its blocks do not grow by
+    /// reallocating and copying. Only capacities depend on it, never results.
+    rows_hint: [AtomicUsize; 4],
+}
+
+/// One track's table row: the track without its clusters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TrackRow {
+    event: u64,
+    line: Line,
+    chi2: f64,
+    ndof: i32,
+    time: f64,
+    clusters: u32,
+}
+
+impl TrackRow {
+    fn of(t: &Track) -> Self {
+        Self {
+            event: t.event,
+            line: t.line,
+            chi2: t.chi2,
+            ndof: t.ndof,
+            time: t.time,
+            clusters: t.clusters.len() as u32,
+        }
+    }
+
+    /// chi2 / ndof as [`Track::chi2ndof`].
+    fn chi2ndof(&self) -> f64 {
+        if self.ndof > 0 {
+            self.chi2 / f64::from(self.ndof)
+        } else {
+            -1.0
+        }
+    }
+}
+
+/// The rows one partial (a chunk of events) adds to the outputs. Partials are merged by
+/// moving these blocks, not their rows; the tables are read across the blocks in order.
+#[derive(Debug, Default)]
+struct ChunkRows {
+    /// The clusters kept for the cluster table and the alignment, one event after the other
+    /// (an arena: no list per event; an event kept for both is stored once when all planes
+    /// are tracking planes).
+    clusters: Vec<Cluster>,
+    /// The cluster table: per event its number and its clusters' range in `clusters`.
+    table: Vec<(u64, u32, u32)>,
+    /// Track table rows.
+    tracks: Vec<TrackRow>,
+    /// The tracks' residuals, 4 x planes per track (biased x, y, unbiased x, y; NaN where the
+    /// track has no cluster).
+    residuals: Vec<f64>,
+    /// Per event kept for the alignment: its number and its tracking-plane clusters' range in
+    /// `clusters`.
+    align_events: Vec<(u64, u32, u32)>,
+}
+
+impl ChunkRows {
+    /// Appends clusters to the arena; their range.
+    fn push_clusters(&mut self, c: &[Cluster]) -> (u32, u32) {
+        let a = self.clusters.len() as u32;
+        self.clusters.extend_from_slice(c);
+        (a, self.clusters.len() as u32)
+    }
+
+    /// Keeps the first `room` cluster table rows; returns how many are left.
+    fn truncate_table(&mut self, room: usize) -> usize {
+        let mut kept = 0usize;
+        for k in 0..self.table.len() {
+            let (_, a, b) = self.table[k];
+            let n = (b - a) as usize;
+            if kept + n > room {
+                self.table[k].2 = a + (room - kept) as u32;
+                kept = room;
+                self.table.truncate(k + 1);
+                break;
+            }
+            kept += n;
+        }
+        kept
+    }
+
+    /// The cluster table rows (event number, cluster).
+    fn table_rows(&self) -> impl Iterator<Item = (u64, &Cluster)> {
+        self.table.iter().flat_map(move |&(n, a, b)| {
+            self.clusters[a as usize..b as usize]
+                .iter()
+                .map(move |c| (n, c))
+        })
+    }
 }
 
 /// Pass 2's partial state.
@@ -244,16 +340,49 @@ struct ChainPartial {
     clusterer: Clusterer,
     tracker: Tracker,
     clusters: Vec<Cluster>,
+    /// The clusters on tracking planes (when some plane is not one).
+    on_tracking: Vec<Cluster>,
     tracks_buf: Vec<Track>,
+    /// The notebook track of the current event (its cluster list is reused).
+    track: Track,
     res_buf: Vec<Residual>,
     events: u64,
     by_planes: Vec<u64>,
     clusters_per_plane: Vec<u64>,
-    cluster_rows: Vec<(u64, Cluster)>,
-    track_rows: Vec<(Track, Vec<f64>)>,
+    /// The output rows, one block per chunk folded, in event order.
+    chunks: Vec<ChunkRows>,
+    /// Cluster rows and alignment events kept so far (for the limits).
+    n_cluster_rows: usize,
+    n_align: usize,
+    /// The first `output.event_display_tracks` tracks with their residual rows.
+    display: Vec<(Track, Vec<f64>)>,
     hists: Vec<PlaneHists>,
     chi2: Hist1D,
-    align_events: Vec<(u64, Vec<Cluster>)>,
+}
+
+impl ChainPartial {
+    /// Number of tracks.
+    fn n_tracks(&self) -> usize {
+        self.chunks.iter().map(|c| c.tracks.len()).sum()
+    }
+
+    /// The track rows in event order.
+    fn track_rows(&self) -> impl Iterator<Item = &TrackRow> {
+        self.chunks.iter().flat_map(|c| c.tracks.iter())
+    }
+
+    /// The events kept for the alignment: (event number, its tracking-plane clusters).
+    fn align_events(&self) -> Vec<(u64, &[Cluster])> {
+        let mut v = Vec::with_capacity(self.n_align);
+        for c in &self.chunks {
+            v.extend(
+                c.align_events
+                    .iter()
+                    .map(|&(n, a, b)| (n, &c.clusters[a as usize..b as usize])),
+            );
+        }
+        v
+    }
 }
 
 fn new_hists(np: usize, range: f64, bins: usize) -> Result<Vec<PlaneHists>, RunError> {
@@ -266,7 +395,7 @@ fn fill_residuals(
     hists: &mut [PlaneHists],
     t: &Track,
     svd: bool,
-    row: Option<&mut Vec<f64>>,
+    row: Option<&mut [f64]>,
     scratch: &mut Vec<Residual>,
 ) {
     residuals_into(t, svd, true, scratch);
@@ -287,6 +416,19 @@ fn fill_residuals(
 }
 
 impl Chain<'_> {
+    /// An empty block of rows with the capacity of the largest block merged so far.
+    fn new_rows(&self) -> ChunkRows {
+        let h = |k: usize| self.rows_hint[k].load(Ordering::Relaxed);
+        let np = self.planes.len();
+        ChunkRows {
+            clusters: Vec::with_capacity(h(0)),
+            table: Vec::with_capacity(h(2)),
+            tracks: Vec::with_capacity(h(1)),
+            residuals: Vec::with_capacity(h(1) * 4 * np),
+            align_events: Vec::with_capacity(h(3)),
+        }
+    }
+
     fn mode(&self) -> ClusterMode {
         match self.cfg.clustering.mode {
             ClusteringMode::Spatial => ClusterMode::Spatial {
@@ -307,74 +449,109 @@ impl Analysis<Event> for Chain<'_> {
             clusterer: Clusterer::default(),
             tracker: Tracker::default(),
             clusters: Vec::new(),
+            on_tracking: Vec::new(),
             tracks_buf: Vec::new(),
+            track: Track::default(),
             res_buf: Vec::new(),
             events: 0,
             by_planes: vec![0; np + 1],
             clusters_per_plane: vec![0; np],
-            cluster_rows: Vec::new(),
-            track_rows: Vec::new(),
+            chunks: vec![self.new_rows()],
+            n_cluster_rows: 0,
+            n_align: 0,
+            display: Vec::new(),
             hists: self.hist_template.clone(),
             chi2: self.chi2_template.clone(),
-            align_events: Vec::new(),
         }
     }
 
     fn fold(&self, p: &mut ChainPartial, e: &Event, _index: u64) -> Result<(), RunError> {
-        p.events += 1;
-        p.clusters.clear();
-        p.clusterer.cluster_event_bits(
-            &e.hits,
-            self.planes,
-            self.mask_bits,
-            self.mode(),
-            &mut p.clusters,
-        );
+        let ChainPartial {
+            clusterer,
+            tracker,
+            clusters,
+            on_tracking,
+            tracks_buf,
+            track,
+            res_buf,
+            events,
+            by_planes,
+            clusters_per_plane,
+            chunks,
+            n_cluster_rows,
+            n_align,
+            display,
+            hists,
+            chi2,
+        } = p;
+        *events += 1;
+        clusters.clear();
+        clusterer.cluster_event_bits(&e.hits, self.planes, self.mask_bits, self.mode(), clusters);
         let mut hit = 0u64;
-        for c in &p.clusters {
-            p.clusters_per_plane[c.plane as usize] += 1;
+        for c in clusters.iter() {
+            clusters_per_plane[c.plane as usize] += 1;
             hit |= 1 << c.plane.min(63);
         }
-        p.by_planes[hit.count_ones() as usize] += 1;
-        if p.cluster_rows.len() < self.cfg.output.max_cluster_rows {
-            p.cluster_rows
-                .extend(p.clusters.iter().map(|c| (e.number, *c)));
+        by_planes[hit.count_ones() as usize] += 1;
+        if chunks.is_empty() {
+            chunks.push(ChunkRows::default());
         }
-        p.tracks_buf.clear();
+        let Some(rows) = chunks.last_mut() else {
+            return Ok(());
+        };
+        let mut table_range = None;
+        if *n_cluster_rows < self.cfg.output.max_cluster_rows && !clusters.is_empty() {
+            let (a, b) = rows.push_clusters(clusters);
+            rows.table.push((e.number, a, b));
+            *n_cluster_rows += clusters.len();
+            table_range = Some((a, b));
+        }
         let svd = self.cfg.tracking.mode == TrackingMode::Notebook;
-        let used: Vec<Cluster>;
-        let on_tracking: &[Cluster] = if self.tracking.tracking_plane.iter().all(|&t| t) {
-            &p.clusters
+        let all_tracking = self.tracking.tracking_plane.iter().all(|&t| t);
+        let on_tracking: &[Cluster] = if all_tracking {
+            clusters
         } else {
-            used = p
-                .clusters
-                .iter()
-                .filter(|c| self.tracking.tracking_plane[c.plane as usize])
-                .copied()
-                .collect();
-            &used
+            on_tracking.clear();
+            on_tracking.extend(
+                clusters
+                    .iter()
+                    .filter(|c| self.tracking.tracking_plane[c.plane as usize])
+                    .copied(),
+            );
+            on_tracking
+        };
+        let np = self.planes.len();
+        let mut record = |t: &Track| {
+            chi2.fill(t.chi2ndof());
+            rows.tracks.push(TrackRow::of(t));
+            let start = rows.residuals.len();
+            rows.residuals.resize(start + 4 * np, f64::NAN);
+            fill_residuals(hists, t, svd, Some(&mut rows.residuals[start..]), res_buf);
+            if display.len() < self.cfg.output.event_display_tracks {
+                display.push((t.clone(), rows.residuals[start..].to_vec()));
+            }
         };
         if svd {
-            p.tracks_buf.extend(notebook_track(
+            if notebook_track_into(
                 e.number,
                 on_tracking,
                 self.tracking.min_hits_on_track,
-            ));
+                track,
+            ) {
+                record(track);
+            }
         } else {
-            p.tracker.tracking4d(
+            tracks_buf.clear();
+            tracker.tracking4d(
                 e.number,
                 on_tracking,
                 self.planes,
                 self.tracking,
-                &mut p.tracks_buf,
+                tracks_buf,
             );
-        }
-        let np = self.planes.len();
-        for t in p.tracks_buf.drain(..) {
-            p.chi2.fill(t.chi2ndof());
-            let mut row = vec![f64::NAN; 4 * np];
-            fill_residuals(&mut p.hists, &t, svd, Some(&mut row), &mut p.res_buf);
-            p.track_rows.push((t, row));
+            for t in tracks_buf.iter() {
+                record(t);
+            }
         }
         if self.keep_for_alignment {
             let planes_hit = on_tracking
@@ -382,10 +559,14 @@ impl Analysis<Event> for Chain<'_> {
                 .fold(0u64, |m, c| m | (1 << c.plane.min(63)))
                 .count_ones() as usize;
             let max = self.cfg.alignment.max_events;
-            if planes_hit >= self.tracking.min_hits_on_track
-                && (max == 0 || p.align_events.len() < max)
-            {
-                p.align_events.push((e.number, on_tracking.to_vec()));
+            if planes_hit >= self.tracking.min_hits_on_track && (max == 0 || *n_align < max) {
+                // The event's clusters are in the arena already when they are the table's.
+                let (a, b) = match table_range {
+                    Some(r) if all_tracking => r,
+                    _ => rows.push_clusters(on_tracking),
+                };
+                rows.align_events.push((e.number, a, b));
+                *n_align += 1;
             }
         }
         Ok(())
@@ -403,28 +584,40 @@ impl Analysis<Event> for Chain<'_> {
         {
             *a += b;
         }
+        let max_rows = self.cfg.output.max_cluster_rows;
+        let max_align = match self.cfg.alignment.max_events {
+            0 => usize::MAX,
+            m => m,
+        };
+        for mut c in next.chunks {
+            let lens = [
+                c.clusters.len(),
+                c.tracks.len(),
+                c.table.len(),
+                c.align_events.len(),
+            ];
+            for (h, n) in self.rows_hint.iter().zip(lens) {
+                h.fetch_max(n, Ordering::Relaxed);
+            }
+            let room = max_rows.saturating_sub(acc.n_cluster_rows);
+            acc.n_cluster_rows += c.truncate_table(room);
+            let room = max_align.saturating_sub(acc.n_align);
+            c.align_events.truncate(room);
+            acc.n_align += c.align_events.len();
+            acc.chunks.push(c);
+        }
         let room = self
             .cfg
             .output
-            .max_cluster_rows
-            .saturating_sub(acc.cluster_rows.len());
-        acc.cluster_rows
-            .extend(next.cluster_rows.into_iter().take(room));
-        acc.track_rows.extend(next.track_rows);
+            .event_display_tracks
+            .saturating_sub(acc.display.len());
+        acc.display.extend(next.display.into_iter().take(room));
         for (a, b) in acc.hists.iter_mut().zip(&next.hists) {
             for k in 0..4 {
                 let _ = a[k].merge(&b[k]);
             }
         }
         let _ = acc.chi2.merge(&next.chi2);
-        let max = self.cfg.alignment.max_events;
-        let room = if max == 0 {
-            usize::MAX
-        } else {
-            max.saturating_sub(acc.align_events.len())
-        };
-        acc.align_events
-            .extend(next.align_events.into_iter().take(room));
     }
 
     fn finish(&self, acc: ChainPartial) -> Result<ChainPartial, RunError> {
@@ -536,10 +729,10 @@ impl AlpidePlan {
         let mut src = IterSource::new(events.iter().map(Ok));
         let res = run_pass(&mut src, &ByRef(&chain), &opts, &progress)?.output;
         t.cluster_track = t0.elapsed().as_secs_f64();
-        t.tracks = res.track_rows.len();
+        t.tracks = res.n_tracks();
         let t0 = Instant::now();
         if self.config.alignment.method != AlignmentMethod::None {
-            let out = self.align(&s, &res.align_events)?;
+            let out = self.align(&s, &res.align_events())?;
             std::hint::black_box(&out);
         }
         t.align = t0.elapsed().as_secs_f64();
@@ -606,6 +799,7 @@ impl AlpidePlan {
             chi2_template: Hist1D::new(0.0, cfg.tracking.max_plot_chi2, 100)
                 .map_err(|e| RunError::failed(format!("tracking.max_plot_chi2: {e}")))?,
             mask_bits: &s.mask_bits,
+            rows_hint: Default::default(),
         })
     }
 
@@ -614,7 +808,7 @@ impl AlpidePlan {
     fn align(
         &self,
         s: &Setup,
-        align_events: &[(u64, Vec<Cluster>)],
+        align_events: &[(u64, &[Cluster])],
     ) -> Result<(Vec<PlaneInfo>, Vec<AlignStep>, bool), RunError> {
         let cfg = &self.config;
         let a = &cfg.alignment;
@@ -772,10 +966,11 @@ impl RunPlan for AlpidePlan {
         let mut converged = true;
         let mut after: Option<Vec<PlaneHists>> = None;
         let mut display: Vec<(Track, Vec<f64>)> = Vec::new();
+        let align_events = res.align_events();
         if cfg.alignment.method != AlignmentMethod::None {
             ctx.progress().set_message("alignment");
             let a = &cfg.alignment;
-            let (planes, h, c) = self.align(&s, &res.align_events)?;
+            let (planes, h, c) = self.align(&s, &align_events)?;
             (history, converged) = (h, c);
             if !converged {
                 ctx.warn(
@@ -796,15 +991,15 @@ impl RunPlan for AlpidePlan {
             let mut buf = Vec::new();
             let mut tracks = Vec::new();
             let mut scratch = Vec::new();
-            for (n, cl) in &res.align_events {
+            for &(n, cl) in &align_events {
                 buf.clear();
                 buf.extend_from_slice(cl);
                 update_globals(&mut buf, &planes);
                 tracks.clear();
                 if svd {
-                    tracks.extend(notebook_track(*n, &buf, tp.min_hits_on_track));
+                    tracks.extend(notebook_track(n, &buf, tp.min_hits_on_track));
                 } else {
-                    tracker.tracking4d(*n, &buf, &planes, &tp, &mut tracks);
+                    tracker.tracking4d(n, &buf, &planes, &tp, &mut tracks);
                 }
                 for t in &tracks {
                     fill_residuals(&mut hists, t, svd, None, &mut scratch);
@@ -887,17 +1082,12 @@ impl RunPlan for AlpidePlan {
             "clusters",
             json!(res.clusters_per_plane.iter().sum::<u64>()),
         );
-        ctx.summary("tracks", json!(res.track_rows.len()));
-        let mean_chi = if res.track_rows.is_empty() {
+        let n_tracks = res.n_tracks();
+        ctx.summary("tracks", json!(n_tracks));
+        let mean_chi = if n_tracks == 0 {
             Value::Null
         } else {
-            json!(
-                res.track_rows
-                    .iter()
-                    .map(|(t, _)| t.chi2ndof())
-                    .sum::<f64>()
-                    / res.track_rows.len() as f64
-            )
+            json!(res.track_rows().map(TrackRow::chi2ndof).sum::<f64>() / n_tracks as f64)
         };
         ctx.summary("mean_chi2ndof", mean_chi);
         ctx.summary("residual_rms_um", rms_json(&res.hists, &names));
@@ -927,13 +1117,13 @@ impl RunPlan for AlpidePlan {
             }
             ctx.summary(
                 "alignment",
-                json!({"method": format!("{:?}", cfg.alignment.method).to_lowercase(), "iterations": last_it, "converged": converged, "events_used": res.align_events.len(), "planes": planes_json}),
+                json!({"method": format!("{:?}", cfg.alignment.method).to_lowercase(), "iterations": last_it, "converged": converged, "events_used": align_events.len(), "planes": planes_json}),
             );
         }
         ctx.summary("truncated_inputs", json!(truncated));
         if cfg.output.plots {
             let shown = if display.is_empty() {
-                &res.track_rows
+                &res.display
             } else {
                 &display
             };
@@ -965,7 +1155,7 @@ impl AlpidePlan {
         let np = s.planes.len();
         let mut h5 = ctx.h5();
         // Clusters.
-        let r = &res.cluster_rows;
+        let r: Vec<(u64, &Cluster)> = res.chunks.iter().flat_map(ChunkRows::table_rows).collect();
         let mut t = Table::new();
         t.push_u64("event", r.iter().map(|x| x.0).collect());
         t.push_u16("plane", r.iter().map(|x| x.1.plane).collect());
@@ -985,25 +1175,29 @@ impl AlpidePlan {
         }
         h5.write_table("/alpide/clusters", &t)?;
         // Tracks.
-        let tr = &res.track_rows;
+        let tr: Vec<&TrackRow> = res.track_rows().collect();
         let mut t = Table::new();
-        t.push_u64("event", tr.iter().map(|x| x.0.event).collect());
-        t.push_f64("x0", tr.iter().map(|x| x.0.line.x0).collect());
-        t.push_f64("y0", tr.iter().map(|x| x.0.line.y0).collect());
-        t.push_f64("slope_x", tr.iter().map(|x| x.0.line.sx).collect());
-        t.push_f64("slope_y", tr.iter().map(|x| x.0.line.sy).collect());
-        t.push_f64("chi2", tr.iter().map(|x| x.0.chi2).collect());
-        t.push_i32("ndof", tr.iter().map(|x| x.0.ndof).collect());
-        t.push_f64("time", tr.iter().map(|x| x.0.time).collect());
+        t.push_u64("event", tr.iter().map(|x| x.event).collect());
+        t.push_f64("x0", tr.iter().map(|x| x.line.x0).collect());
+        t.push_f64("y0", tr.iter().map(|x| x.line.y0).collect());
+        t.push_f64("slope_x", tr.iter().map(|x| x.line.sx).collect());
+        t.push_f64("slope_y", tr.iter().map(|x| x.line.sy).collect());
+        t.push_f64("chi2", tr.iter().map(|x| x.chi2).collect());
+        t.push_i32("ndof", tr.iter().map(|x| x.ndof).collect());
+        t.push_f64("time", tr.iter().map(|x| x.time).collect());
         t.set_unit("time", "ns");
-        t.push_u32(
-            "clusters",
-            tr.iter().map(|x| x.0.clusters.len() as u32).collect(),
-        );
+        t.push_u32("clusters", tr.iter().map(|x| x.clusters).collect());
         for p in 0..np {
             for (k, what) in ["res_x", "res_y", "ures_x", "ures_y"].iter().enumerate() {
                 let name = format!("{what}_{p}");
-                t.push_f64(&name, tr.iter().map(|x| x.1[4 * p + k]).collect());
+                t.push_f64(
+                    &name,
+                    res.chunks
+                        .iter()
+                        .flat_map(|c| c.residuals.chunks_exact(4 * np))
+                        .map(|row| row[4 * p + k])
+                        .collect(),
+                );
                 t.set_unit(&name, "mm");
             }
         }

@@ -247,7 +247,7 @@ pub fn fit_svd_reference(points: &[[f64; 3]]) -> Option<Line> {
 }
 
 /// A track: its line, fit quality and clusters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Track {
     /// Event number.
     pub event: u64,
@@ -442,18 +442,32 @@ impl Tracker {
 /// The notebook's track: the one (whole-plane) cluster of every hit plane, SVD line, chi2 from
 /// the 3-D distance over the hit error, ndof = 3N - 4. `None` below `min_planes`.
 pub fn notebook_track(event: u64, clusters: &[Cluster], min_planes: usize) -> Option<Track> {
+    let mut t = Track::default();
+    notebook_track_into(event, clusters, min_planes, &mut t).then_some(t)
+}
+
+/// [`notebook_track`] into an existing track, reusing its cluster list (no allocation once the
+/// list has grown): false (and `out` unspecified) when there is no track.
+pub fn notebook_track_into(
+    event: u64,
+    clusters: &[Cluster],
+    min_planes: usize,
+    out: &mut Track,
+) -> bool {
     if clusters.len() < min_planes.max(2) {
-        return None;
+        return false;
     }
-    let line = fit_svd_by(clusters.len(), None, |k| clusters[k].global)?;
-    Some(Track {
-        event,
-        line,
-        chi2: notebook_chi2(&line, clusters),
-        ndof: 3 * clusters.len() as i32 - 4,
-        clusters: clusters.to_vec(),
-        time: clusters.iter().map(|c| c.time).sum::<f64>() / clusters.len() as f64,
-    })
+    let Some(line) = fit_svd_by(clusters.len(), None, |k| clusters[k].global) else {
+        return false;
+    };
+    out.event = event;
+    out.line = line;
+    out.chi2 = notebook_chi2(&line, clusters);
+    out.ndof = 3 * clusters.len() as i32 - 4;
+    out.clusters.clear();
+    out.clusters.extend_from_slice(clusters);
+    out.time = clusters.iter().map(|c| c.time).sum::<f64>() / clusters.len() as f64;
+    true
 }
 
 /// The notebook's chi2: the distance in the plane between hit and line at the hit's z, over

@@ -216,6 +216,17 @@ fn run_config(
     sets: &[&str],
     allow_truncated: bool,
 ) -> Result<serde_json::Value, String> {
+    run_config_h5(config, inputs, sets, allow_truncated, None)
+}
+
+/// [`run_config`], writing the HDF5 file to `h5` when given.
+fn run_config_h5(
+    config: &str,
+    inputs: &[std::path::PathBuf],
+    sets: &[&str],
+    allow_truncated: bool,
+    h5: Option<&Path>,
+) -> Result<serde_json::Value, String> {
     use caliper_alpide::Alpide;
     use caliper_core::config::ConfigDoc;
     use caliper_core::instrument::RunOptions;
@@ -237,10 +248,8 @@ fn run_config(
     plan.run(inputs, &ctx).map_err(|e| e.to_string())?;
     let products = ctx.take_products();
     // The HDF5 content must be writable as the scheduler writes it (also with empty tables).
-    products
-        .h5
-        .write(&dir.path().join("t.h5"))
-        .map_err(|e| e.to_string())?;
+    let out = h5.map_or_else(|| dir.path().join("t.h5"), Path::to_path_buf);
+    products.h5.write(&out).map_err(|e| e.to_string())?;
     Ok(serde_json::Value::Object(products.summary))
 }
 
@@ -369,21 +378,50 @@ fn results_do_not_depend_on_the_thread_count() {
     let Some(path) = shared_data("alpide/notebook_example_after_masking.json") else {
         return;
     };
-    let run = |threads: usize| {
+    // Summary and the HDF5 file's bytes (cluster and track tables, residual rows, histograms).
+    let run = |threads: usize, sets: &[&str]| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| {
-            run_config(
+        let dir = tempfile::tempdir().unwrap();
+        let h5 = dir.path().join("t.h5");
+        let summary = pool.install(|| {
+            run_config_h5(
                 "notebook.toml",
                 std::slice::from_ref(&path),
-                &["output.plots=false"],
+                sets,
                 false,
+                Some(&h5),
             )
             .unwrap()
-        })
+        });
+        let rows = caliper_core::h5::H5Reader::open(&h5)
+            .unwrap()
+            .shape("/alpide/clusters")
+            .unwrap();
+        (summary, std::fs::read(&h5).unwrap(), rows)
     };
-    // Bit-identical summaries (floats included) for 1 and 2 threads.
-    assert_eq!(run(1), run(2));
+    // Bit-identical for 1 and 2 threads (floats included).
+    let (s1, h1, _) = run(1, &["output.plots=false"]);
+    let (s2, h2, _) = run(2, &["output.plots=false"]);
+    assert_eq!(s1, s2);
+    assert!(h1 == h2, "HDF5 outputs differ between 1 and 2 threads");
+    // Limits that cut inside a chunk of events (512 per chunk): the cluster table keeps
+    // exactly the first 1,000 rows and the alignment the first 700 events it may use, for
+    // any number of threads; the tracks are not limited.
+    let sets = [
+        "output.plots=false",
+        "output.max_cluster_rows=1000",
+        "alignment.max_events=700",
+    ];
+    let (l1, hl1, rows1) = run(1, &sets);
+    let (l2, hl2, rows2) = run(2, &sets);
+    assert_eq!(l1, l2);
+    assert!(hl1 == hl2, "HDF5 outputs differ between 1 and 2 threads");
+    assert_eq!(rows1, vec![1000]);
+    assert_eq!(rows2, vec![1000]);
+    assert_eq!(l1["alignment"]["events_used"], 700);
+    assert_eq!(l1["tracks"], s1["tracks"]);
+    assert!(s1["alignment"]["events_used"].as_u64().unwrap() > 700);
 }
