@@ -117,6 +117,38 @@ fn main() {
                 .expect("frame length");
         },
     );
+    // The same samples as u16, which take the generic f64 kernel (same bytes per sample):
+    // the reference for the exact i16 kernel above, timed in the same minute.
+    let block_u: Vec<Vec<u16>> = block
+        .iter()
+        .map(|f| f.iter().map(|&x| x as u16).collect())
+        .collect();
+    let block_u_refs: Vec<&[u16]> = block_u.iter().map(|f| &f[..]).collect();
+    let mut ustats = PixelStats::new(n_pix);
+    time(
+        "PixelStats::push_frames (CSPad, u16 = f64 kernel, 32 frames)",
+        (n_pix * 32) as f64,
+        "pixel",
+        (n_pix * 2 * 32) as f64,
+        || {
+            ustats
+                .push_frames(black_box(&block_u_refs))
+                .expect("frame length");
+        },
+    );
+    time(
+        "PixelStats::push_frames_par (CSPad, u16 = f64 kernel, 32 frames, rayon pool)",
+        (n_pix * 32) as f64,
+        "pixel",
+        (n_pix * 2 * 32) as f64,
+        || {
+            ustats
+                .push_frames_par(black_box(&block_u_refs), 32)
+                .expect("frame length");
+        },
+    );
+    drop(block_u_refs);
+    drop(block_u);
     drop(block_refs);
     drop(block);
     let other = stats.clone();
