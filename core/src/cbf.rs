@@ -1242,14 +1242,11 @@ mod tests {
     fn fast_path_matches_escapes_anywhere() {
         // Deltas of every size at pseudo-random positions (so escapes fall at every offset of
         // the 8-byte fast path); decode(encode(v)) == v exactly, for both widths.
-        let mut x: u64 = 12345;
+        let mut rng = crate::testing::TestRng::new(12345);
         let mut v = Vec::with_capacity(5000);
         let mut cur: i64 = 0;
         for _ in 0..5000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let r = (x >> 33) as i64;
+            let r = rng.below(1 << 31) as i64;
             cur += match r % 10 {
                 0 => r % 60000 - 30000,
                 1 => (r % 4_000_000) * 500 - 1_000_000_000,

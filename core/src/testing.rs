@@ -117,3 +117,32 @@ pub fn configure_config_dir(instrument: &dyn crate::Instrument, dir: &Path) -> u
     }
     n
 }
+
+/// A tiny deterministic generator for tests: Knuth's MMIX linear congruential generator
+/// (multiplier 6364136223846793005, increment 1442695040888963407; TAOCP vol. 2, 3.3.4).
+/// Not for simulations (use `rand_chacha`); it only makes test inputs reproducible without a
+/// dependency.
+#[derive(Debug, Clone)]
+pub struct TestRng(u64);
+
+impl TestRng {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    fn step(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0
+    }
+    /// A value in `0..m` (from the high 31 bits; `m` > 0).
+    pub fn below(&mut self, m: u64) -> u64 {
+        (self.step() >> 33) % m
+    }
+    /// A value in `[0, 1)` with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.step() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

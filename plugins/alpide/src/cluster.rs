@@ -443,13 +443,8 @@ mod tests {
         // Sparse random masks (a few pixels, some in the same 64-pixel word, the last pixel):
         // `get` (summary word first, then the pixel bit) equals the flag of every pixel, for
         // bits built from the flags, from indices, and from indices added later.
-        let mut seed = 11u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = caliper_core::testing::TestRng::new(11u64);
+        let mut rnd = |m: u64| rng.below(m);
         let (cols, rows) = (1024usize, 512usize);
         for n in [0usize, 1, 7, 300] {
             let mut m = PixelMask::new(rows, cols);
@@ -484,13 +479,8 @@ mod tests {
 
     #[test]
     fn bit_set_masks_cluster_as_the_flag_masks() {
-        let mut seed = 3u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = caliper_core::testing::TestRng::new(3u64);
+        let mut rnd = |m: u64| rng.below(m);
         let mut planes = vec![info(-20.0), info(0.0), info(20.0)];
         for pl in planes.iter_mut().take(2) {
             let mut m = PixelMask::new(512, 1024);
@@ -525,13 +515,8 @@ mod tests {
 
     #[test]
     fn packed_sort_key_orders_as_the_tuple_key() {
-        let mut seed = 7u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = caliper_core::testing::TestRng::new(7u64);
+        let mut rnd = |m: u64| rng.below(m);
         let hits: Vec<PixelHit> = (0..5000)
             .map(|_| PixelHit {
                 plane: rnd(7) as u16,

@@ -612,13 +612,8 @@ mod tests {
         // Random keys (with repeats) on planes of different sizes, two (20-bit ranks) and
         // three (24-bit) radix passes: the ranks are exactly the sorted keys mapped to
         // offset + index; an out-of-range pixel index or plane is refused.
-        let mut seed = 7u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = caliper_core::testing::TestRng::new(7u64);
+        let mut rnd = |m: u64| rng.below(m);
         for dims in [
             vec![
                 ("a_0".to_string(), 1024u16, 512u16),
@@ -671,13 +666,8 @@ mod tests {
         // events, and the hot-pixel search over the hit pixels gives exactly what a plain scan
         // over every pixel of the dense counts gives (frequency and notebook written out here;
         // localdensity evaluated at every pixel).
-        let mut seed = 99u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = caliper_core::testing::TestRng::new(99u64);
+        let mut rnd = |m: u64| rng.below(m);
         let (cols, rows) = (64usize, 32usize);
         let planes = PlaneMap::new(vec![("a_0".into(), 64, 32), ("a_1".into(), 64, 32)]);
         let mut events = Vec::new();

@@ -781,13 +781,8 @@ mod tests {
         // Scattered points (noise hits far off the line, whole-plane clusters) and near-lines:
         // the power iteration and nalgebra's eigen-decomposition give the same line to 1e-9
         // relative (both are accurate to ~1e-13; the margin covers ill-conditioned sets).
-        let mut seed = 12345u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = caliper_core::testing::TestRng::new(12345u64);
+        let mut rnd = || rng.unit();
         for case in 0..2000 {
             let n = 2 + case % 6;
             let spread = [1e-3, 0.05, 5.0, 20.0][case % 4];
@@ -823,13 +818,8 @@ mod tests {
         // some far outliers (which make the downdate fall back to a refit): the downdated
         // unbiased residuals equal the refitted ones to 1e-9 relative (floor 1 um, i.e. 1e-12 mm
         // absolute); both are accurate to ~1e-13 here. Biased ones are identical.
-        let mut seed = 987654321u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = caliper_core::testing::TestRng::new(987654321u64);
+        let mut rnd = || rng.unit();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let mut compared = 0;
         for case in 0..4000 {

@@ -513,6 +513,49 @@ mod sse2 {
         }
     }
 
+    /// [`Binning::bin`] on 4 lanes: the same f32 operations (clamp t to [-1, NB] by
+    /// compare/blend, then the 2^23 + 1 offset trick described there).
+    struct BinLanes {
+        lo: __m128,
+        scale: __m128,
+        zero: __m128,
+        nbf: __m128,
+        minus1: __m128,
+        offset: __m128,
+        base: __m128i,
+    }
+
+    impl BinLanes {
+        #[inline(always)]
+        fn new(b: &Binning) -> Self {
+            // SAFETY: SSE2 is always available on x86_64 (no memory access).
+            unsafe {
+                Self {
+                    lo: _mm_set1_ps(b.lo),
+                    scale: _mm_set1_ps(b.scale),
+                    zero: _mm_setzero_ps(),
+                    nbf: _mm_set1_ps(NB as f32),
+                    minus1: _mm_set1_ps(-1.0),
+                    offset: _mm_set1_ps(8_388_609.0),
+                    base: _mm_set1_epi32(0x4B00_0000),
+                }
+            }
+        }
+
+        #[inline(always)]
+        fn index(&self, x: __m128) -> __m128i {
+            // SAFETY: SSE2 is always available on x86_64 (register operations only).
+            unsafe {
+                let t = _mm_mul_ps(_mm_sub_ps(x, self.lo), self.scale);
+                let lt = _mm_cmplt_ps(t, self.nbf);
+                let t1 = _mm_or_ps(_mm_and_ps(lt, t), _mm_andnot_ps(lt, self.nbf));
+                let ge = _mm_cmpge_ps(t, self.zero);
+                let t2 = _mm_or_ps(_mm_and_ps(ge, t1), _mm_andnot_ps(ge, self.minus1));
+                _mm_sub_epi32(_mm_castps_si128(_mm_add_ps(t2, self.offset)), self.base)
+            }
+        }
+    }
+
     /// See [`Binning::bin_block_scan_scalar`]: [`bin_block`] and [`scan`] fused (at most 512
     /// values, so the u32 lane counts cannot overflow).
     pub(super) fn bin_block_scan(b: &Binning, block: &[f32], idx: &mut [u16]) -> Scan {
@@ -527,13 +570,8 @@ mod sse2 {
         // idx[i..i + 8] are in bounds (unaligned loads and store); the final stores write
         // 4 lanes into arrays of 4.
         unsafe {
-            let lo = _mm_set1_ps(b.lo);
-            let scale = _mm_set1_ps(b.scale);
+            let lanes = BinLanes::new(b);
             let zero = _mm_setzero_ps();
-            let nbf = _mm_set1_ps(NB as f32);
-            let minus1 = _mm_set1_ps(-1.0);
-            let offset = _mm_set1_ps(8_388_609.0);
-            let base = _mm_set1_epi32(0x4B00_0000);
             let ninf = _mm_set1_ps(f32::NEG_INFINITY);
             let m = _mm_set1_ps(M);
             let big = _mm_set1_ps(BIG);
@@ -551,12 +589,7 @@ mod sse2 {
                     _mm_cmpnlt_ps(_mm_and_ps(x, abs_mask), big),
                 );
                 notint = _mm_or_si128(notint, _mm_castps_si128(_mm_and_ps(off, finite)));
-                let t = _mm_mul_ps(_mm_sub_ps(x, lo), scale);
-                let lt = _mm_cmplt_ps(t, nbf);
-                let t1 = _mm_or_ps(_mm_and_ps(lt, t), _mm_andnot_ps(lt, nbf));
-                let ge = _mm_cmpge_ps(t, zero);
-                let t2 = _mm_or_ps(_mm_and_ps(ge, t1), _mm_andnot_ps(ge, minus1));
-                _mm_sub_epi32(_mm_castps_si128(_mm_add_ps(t2, offset)), base)
+                lanes.index(x)
             };
             let mut i = 0;
             while i < full {
@@ -588,21 +621,8 @@ mod sse2 {
         // SAFETY: SSE2 is always available on x86_64; for i < full, block[i..i + 8] and
         // idx[i..i + 8] are in bounds (unaligned loads and store).
         unsafe {
-            let lo = _mm_set1_ps(b.lo);
-            let scale = _mm_set1_ps(b.scale);
-            let zero = _mm_setzero_ps();
-            let nbf = _mm_set1_ps(NB as f32);
-            let minus1 = _mm_set1_ps(-1.0);
-            let offset = _mm_set1_ps(8_388_609.0);
-            let base = _mm_set1_epi32(0x4B00_0000);
-            let one = |x: __m128| -> __m128i {
-                let t = _mm_mul_ps(_mm_sub_ps(x, lo), scale);
-                let lt = _mm_cmplt_ps(t, nbf);
-                let t1 = _mm_or_ps(_mm_and_ps(lt, t), _mm_andnot_ps(lt, nbf));
-                let ge = _mm_cmpge_ps(t, zero);
-                let t2 = _mm_or_ps(_mm_and_ps(ge, t1), _mm_andnot_ps(ge, minus1));
-                _mm_sub_epi32(_mm_castps_si128(_mm_add_ps(t2, offset)), base)
-            };
+            let lanes = BinLanes::new(b);
+            let one = |x: __m128| lanes.index(x);
             let mut i = 0;
             while i < full {
                 let a = one(_mm_loadu_ps(block.as_ptr().add(i)));

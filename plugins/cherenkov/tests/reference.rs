@@ -9,6 +9,12 @@ use caliper_cherenkov::io::simtel::SimtelReader;
 use caliper_core::testing::shared_data;
 use common::{Csv, FILES, rel};
 
+/// The ctapipe configuration a reference folder was made with (`<refdir>/<config>/config.json`).
+fn reference_config(refdir: &str, config: &str) -> serde_json::Value {
+    let path = shared_data(&format!("{refdir}/{config}/config.json")).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn choice(s: &str) -> FocalLengthChoice {
     if s == "EFFECTIVE" {
         FocalLengthChoice::Effective
@@ -379,13 +385,7 @@ mod params {
                 };
                 let csv = Csv::read(&pp);
                 let idx = csv.index_by(&["event_id", "tel_id"]);
-                let cfg: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(
-                        shared_data(&format!("{refdir}/{config}/config.json")).unwrap(),
-                    )
-                    .unwrap(),
-                )
-                .unwrap();
+                let cfg = reference_config(refdir, config);
                 let imgs = Csv::read(
                     &shared_data(&format!("{refdir}/{config}/dl1_images.csv.gz")).unwrap(),
                 );
@@ -534,13 +534,7 @@ mod params {
                 };
                 let csv = Csv::read(&pp);
                 let idx = csv.index_by(&["event_id", "tel_id"]);
-                let cfg: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(
-                        shared_data(&format!("{refdir}/{config}/config.json")).unwrap(),
-                    )
-                    .unwrap(),
-                )
-                .unwrap();
+                let cfg = reference_config(refdir, config);
                 for samples in [5usize, 50] {
                     let timing = TimingConfig {
                         fit: TimingFit::Lts,
@@ -634,13 +628,7 @@ mod stereo {
                 };
                 let csv = Csv::read(&sp);
                 let idx = csv.index_by(&["event_id"]);
-                let cfg: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(
-                        shared_data(&format!("{refdir}/{config}/config.json")).unwrap(),
-                    )
-                    .unwrap(),
-                )
-                .unwrap();
+                let cfg = reference_config(refdir, config);
                 let q = super::params::quality(config);
                 let mut reader = SimtelReader::open(&path).unwrap();
                 let header = reader.header().clone();
