@@ -220,6 +220,8 @@ pub struct CalibScratch {
     nsum: Vec<f64>,
     peak: Vec<i64>,
     peaks: PeakScratch,
+    #[cfg(target_arch = "x86_64")]
+    fused: crate::calib_avx2::FusedScratch,
     fallbacks: usize,
     searched: usize,
 }
@@ -341,6 +343,49 @@ fn calibrate_impl<const AVX2: bool>(
         return;
     }
 
+    // The default extractor on sampled waveforms: the fused AVX2 kernel (bit-identical to the
+    // code below, which the baseline build runs).
+    #[cfg(target_arch = "x86_64")]
+    if AVX2
+        && ex.kind == ExtractorKind::NeighborPeakWindowSum
+        && (2..=crate::calib_avx2::MAX_SAMPLES).contains(&ns)
+    {
+        let (ptr, idx) = if ro.any_broken {
+            filtered_neighbors(geom, ro, &mut scratch.nb_ptr, &mut scratch.nb_idx);
+            (&scratch.nb_ptr[..], &scratch.nb_idx[..])
+        } else {
+            (&geom.indptr[..], &geom.indices[..])
+        };
+        let im = crate::calib_avx2::FusedImage {
+            samples: &te.samples,
+            n_pixels: np,
+            n_samples: ns,
+            gain: &out.selected_gain,
+            pedestal: &cal.pedestal_per_sample,
+            dc_to_pe: &cal.dc_to_pe,
+            time_shift: &cal.time_shift,
+            indptr: ptr,
+            indices: idx,
+            local_weight: ex.local_weight as f64,
+            width: ex.window_width,
+            shift: ex.window_shift,
+            rate: ro.sampling_rate_ghz,
+            correction: &ro.correction,
+        };
+        // SAFETY: `AVX2` is only true in the AVX2 build, called after the run-time check.
+        scratch.fallbacks += unsafe {
+            crate::calib_avx2::neighbor_window_sum(
+                &im,
+                &mut scratch.fused,
+                &mut out.image,
+                &mut out.peak_time,
+            )
+        };
+        scratch.searched += np;
+        fill_broken(geom, ro, out);
+        return;
+    }
+
     // R1 for the selected gain, float32.
     let wave = &mut scratch.wave;
     wave.clear();
@@ -380,18 +425,7 @@ fn calibrate_impl<const AVX2: bool>(
             let lw = ex.local_weight as f64;
             if ro.any_broken {
                 let (ptr, idx) = (&mut scratch.nb_ptr, &mut scratch.nb_idx);
-                ptr.clear();
-                idx.clear();
-                ptr.push(0u32);
-                for p in 0..np {
-                    idx.extend(
-                        geom.neighbors(p)
-                            .iter()
-                            .copied()
-                            .filter(|&j| !ro.broken[j as usize]),
-                    );
-                    ptr.push(idx.len() as u32);
-                }
+                filtered_neighbors(geom, ro, ptr, idx);
                 scratch.fallbacks +=
                     neighbor_peaks(wave, ns, ptr, idx, lw, &mut scratch.peaks, peak);
                 scratch.searched += np;
@@ -786,7 +820,7 @@ fn count_at_or_above(v: &[f32], thr: f32) -> (u32, u32) {
 /// forces the exact path); and whether all values are bitwise equal (e.g. a pixel read out as
 /// zeros). One pass in eight lanes.
 #[inline(always)]
-fn max_abs_and_constant(v: &[f32]) -> (f32, bool) {
+pub(crate) fn max_abs_and_constant(v: &[f32]) -> (f32, bool) {
     let first = v[0].to_bits();
     let mut m = [0.0f32; 8];
     // x · 0 is 0 for finite x and NaN for NaN or ±inf: a branch-free finiteness check
@@ -918,6 +952,27 @@ pub fn neighbor_peaks_reference(
                 *pk = s as i64;
             }
         }
+    }
+}
+
+/// The neighbour CSR without HV-disabled pixels (ctapipe skips broken neighbours in the sum).
+fn filtered_neighbors(
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    ptr: &mut Vec<u32>,
+    idx: &mut Vec<u32>,
+) {
+    ptr.clear();
+    idx.clear();
+    ptr.push(0u32);
+    for p in 0..geom.n_pixels() {
+        idx.extend(
+            geom.neighbors(p)
+                .iter()
+                .copied()
+                .filter(|&j| !ro.broken[j as usize]),
+        );
+        ptr.push(idx.len() as u32);
     }
 }
 
@@ -1207,6 +1262,179 @@ mod tests {
             fallbacks > 1000 && screened > 5000,
             "{fallbacks} {screened}"
         );
+    }
+
+    /// A hexagonal camera of `rings` rings around a centre pixel (1 + 3·r·(r+1) pixels, 6
+    /// neighbours inside), with the given HV-disabled pixels, samples, gains and time slice.
+    fn hex_camera(
+        rings: i32,
+        hv_disabled: Vec<i32>,
+        n_samples: usize,
+        n_gains: usize,
+        time_slice: f32,
+    ) -> (TelescopeDescription, CameraGeometry) {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for q in -rings..=rings {
+            for r in (-rings).max(-q - rings)..=rings.min(-q + rings) {
+                x.push(0.05 * (q as f32 + 0.5 * r as f32));
+                y.push(0.05 * (r as f32 * 3f32.sqrt() / 2.0));
+            }
+        }
+        let n = x.len();
+        let cs = CameraSettings {
+            n_pixels: n,
+            focal_length: 10.0,
+            pixel_x: x,
+            pixel_y: y,
+            pixel_shape: vec![1; n],
+            pixel_area: vec![0.002; n],
+            ..Default::default()
+        };
+        let desc = TelescopeDescription {
+            tel_id: 1,
+            camera_settings: cs.clone(),
+            camera_organisation: CameraOrganisation {
+                n_pixels: n,
+                n_drawers: 1,
+                n_gains,
+                n_sectors: 0,
+            },
+            pixel_settings: PixelSettings {
+                time_slice,
+                sum_bins: n_samples as i32,
+                ref_step: 0.25,
+                ref_shape: vec![
+                    (0..80)
+                        .map(|i| (-((i as f32 - 20.0) / 6.0).powi(2)).exp())
+                        .collect();
+                    n_gains
+                ],
+                ..Default::default()
+            },
+            disabled_pixels: DisabledPixels {
+                trigger_disabled: vec![],
+                hv_disabled,
+            },
+            meta: Default::default(),
+        };
+        let g = CameraGeometry::new("test", &cs, 10.0);
+        (desc, g)
+    }
+
+    /// Bitwise equality of two DL1 images (NaN-safe).
+    fn same_bits(a: &Dl1Image, b: &Dl1Image) -> bool {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        bits(&a.image) == bits(&b.image)
+            && bits(&a.peak_time) == bits(&b.peak_time)
+            && a.selected_gain == b.selected_gain
+    }
+
+    /// The dispatched calibration (on AVX2 machines the fused kernel of `calib_avx2` for
+    /// NeighborPeakWindowSum with 2–64 samples) against the baseline build, bit for bit, on
+    /// random images: every sample count from 2 to 66 (1 to 9 vectors, partial last vectors,
+    /// and lengths the fused kernel leaves to the baseline code), one and two gains (with
+    /// pixels over the gain threshold), HV-disabled pixels, own-waveform weights 0, 1 and 3,
+    /// windows of width 1 to 12 (the four-pixel float64 extraction up to 8, scalar beyond) and
+    /// shifts up to beyond the trace, sampling rates 1 and 1/0.8 GHz, and waveforms that
+    /// produce the hard cases: exact repeats of few-level noise (ties the fused kernel settles
+    /// by comparing the terms), near-ties below the float32 resolution, constant and zero
+    /// rows, dc_to_pe of 0, and a non-finite pedestal.
+    #[test]
+    fn dispatched_calibration_equals_baseline() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut cases = 0;
+        let mut fast = CalibScratch::default();
+        for ns in 2..=66usize {
+            let n_gains = 1 + ns % 2;
+            let broken = if ns % 3 == 0 { vec![0, 5, 17] } else { vec![] };
+            let time_slice = if ns % 4 == 0 { 0.8 } else { 1.0 };
+            let (desc, g) = hex_camera(4, broken, ns, n_gains, time_slice);
+            let np = g.n_pixels();
+            for (round, lw) in [0i64, 1, 3, 0].into_iter().enumerate() {
+                let width = 1 + (ns + round * 5) % 12;
+                let shift = [0i64, 3, 2, 20][round];
+                let ex = ExtractorSettings {
+                    kind: ExtractorKind::NeighborPeakWindowSum,
+                    window_width: width,
+                    window_shift: shift,
+                    local_weight: lw,
+                    peak_index: 0,
+                    apply_integration_correction: true,
+                };
+                let ro = TelReadout::new(&desc, &ex, GAIN_THRESHOLD_ADC);
+                // in rounds 1 and 2 every pixel has the same pedestal and dc_to_pe and most
+                // rows are two-level noise: sums with the same number of high neighbours are
+                // equal in exact arithmetic but come from different terms, so their float32
+                // and float64 roundings differ in the last bits (near-ties that only the
+                // float64 sums settle)
+                let uniform = round == 1 || round == 2;
+                let mut samples = vec![0u16; n_gains * np * ns];
+                for gp in 0..n_gains * np {
+                    let kind = if uniform && gp % 9 != 0 {
+                        0
+                    } else {
+                        (gp + round) % 7
+                    };
+                    let row = &mut samples[gp * ns..(gp + 1) * ns];
+                    for (s, v) in row.iter_mut().enumerate() {
+                        *v = match kind {
+                            // few-level noise: exact repeats of the neighbour tuples
+                            0 | 1 => 25 + rng.random_range(0..2u16),
+                            // a pulse on noise
+                            2 => 300 + rng.random_range(0..20u16) + 400 * u16::from(s == ns / 2),
+                            3 => 100,                          // constant
+                            4 => 0,                            // zero
+                            5 => rng.random_range(0..5000u16), // over the gain threshold
+                            _ => rng.random_range(90..130u16),
+                        };
+                    }
+                }
+                let mut pedestal: Vec<f32> = (0..n_gains * np)
+                    .map(|_| rng.random_range(20.0f32..120.0))
+                    .collect();
+                let mut dc_to_pe: Vec<f32> = (0..n_gains * np)
+                    .map(|_| rng.random_range(0.01f32..0.5))
+                    .collect();
+                if uniform {
+                    pedestal.fill(24.3);
+                    dc_to_pe.fill(0.1037);
+                }
+                dc_to_pe[3] = 0.0;
+                if round == 3 {
+                    pedestal[7] = f32::INFINITY;
+                }
+                let te = TelescopeEvent {
+                    tel_id: 1,
+                    n_gains,
+                    n_pixels: np,
+                    n_samples: ns,
+                    samples,
+                    ..Default::default()
+                };
+                let cal = TelCalibration {
+                    n_gains,
+                    n_pixels: np,
+                    pedestal_per_sample: pedestal,
+                    dc_to_pe,
+                    time_shift: (0..n_gains * np)
+                        .map(|_| rng.random_range(-22.0f32..-20.0))
+                        .collect(),
+                };
+                let (mut a, mut b) = (Dl1Image::default(), Dl1Image::default());
+                calibrate(&te, &cal, &g, &ro, &mut fast, &mut a);
+                calibrate_baseline(&te, &cal, &g, &ro, &mut CalibScratch::default(), &mut b);
+                assert!(
+                    same_bits(&a, &b),
+                    "ns {ns} gains {n_gains} lw {lw} width {width} shift {shift}"
+                );
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 65 * 4);
+        // the float64 near-tie path was exercised
+        let (fallbacks, searched) = fast.peak_fallbacks();
+        assert!(fallbacks > 100, "{fallbacks} of {searched}");
     }
 
     /// Gain selection: any high-gain sample above 4000 ADC switches the pixel to low gain.

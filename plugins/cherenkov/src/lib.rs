@@ -26,6 +26,8 @@
 //! ```
 
 pub mod calib;
+#[cfg(target_arch = "x86_64")]
+mod calib_avx2;
 pub mod cleaning;
 pub mod concentration;
 pub mod config;

@@ -9,7 +9,7 @@ use caliper_core::pipeline::{Analysis, EventSource};
 
 use crate::calib::{CalibScratch, Dl1Image, calibrate};
 use crate::config::CherenkovConfig;
-use crate::io::simtel::{ArrayEvent, McShower, SimtelReader};
+use crate::io::simtel::{ArrayEvent, McShower, SimtelReader, TelescopeEvent};
 use crate::parameters::{ImageParameters, ImageScratch, process_image_with};
 use crate::stereo::{StereoInput, StereoResult, reconstruct};
 use crate::subarray::Subarray;
@@ -115,99 +115,115 @@ pub fn impact_distance(pos: [f64; 3], core: (f64, f64), alt: f64, az: f64) -> f6
     (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt()
 }
 
+/// Per-thread buffers of the telescope step when the telescopes of one event run in parallel.
+#[derive(Debug, Default)]
+struct TelScratch {
+    cs: CalibScratch,
+    is: ImageScratch,
+    dl1: Dl1Image,
+    mask: Vec<bool>,
+}
+
+thread_local! {
+    /// One [`TelScratch`] per worker thread (borrowed only around the calibration and the
+    /// image parameters, which make no rayon calls, so a borrow is never re-entered).
+    static TEL_SCRATCH: std::cell::RefCell<TelScratch> = std::cell::RefCell::default();
+}
+
+/// What one telescope contributes to its event.
+struct TelOutcome {
+    result: TelResult,
+    stereo: Option<StereoInput>,
+    /// The image and mask, kept only if the image could become the display image.
+    display: Option<(Vec<f32>, Vec<bool>)>,
+}
+
 impl Chain<'_> {
-    /// Process one event with the given scratch.
-    pub fn process(&self, ev: &ArrayEvent, p: &mut ChainPartial) -> Result<EventResult, RunError> {
+    /// Calibrate and parameterise one telescope image. `display_floor` is the intensity the
+    /// display image had before this event (None: no display image yet): only a brighter
+    /// valid image keeps a copy of its pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn telescope(
+        &self,
+        ev: &ArrayEvent,
+        te: &TelescopeEvent,
+        true_core: (f64, f64),
+        display_floor: Option<f64>,
+        cs: &mut CalibScratch,
+        is: &mut ImageScratch,
+        dl1: &mut Dl1Image,
+        mask: &mut Vec<bool>,
+    ) -> Result<TelOutcome, RunError> {
         let cfg = self.config;
         let q = cfg.image_quality();
         let st = &cfg.stereo;
-        let mut tels = Vec::with_capacity(ev.telescopes.len());
-        let mut inputs = Vec::new();
-        let true_core = ev
-            .mc_event
-            .map(|m| (f64::from(m.xcore), f64::from(m.ycore)))
-            .unwrap_or((f64::NAN, f64::NAN));
-        for te in &ev.telescopes {
-            let Some(setup) = self.subarray.tels.get(&te.tel_id) else {
-                return Err(RunError::failed(format!(
-                    "event {}: telescope {} is not described in the file header",
-                    ev.event_id, te.tel_id
-                )));
-            };
-            let Some(cal) = te.calibration.as_ref() else {
-                return Err(RunError::failed(format!(
-                    "event {}: telescope {} has no pedestal/calibration (CameraMonitoring 2022 and LaserCalibration 2023) before its first event",
-                    ev.event_id, te.tel_id
-                )));
-            };
-            let g = &setup.geometry;
-            if te.n_pixels != g.n_pixels() || cal.n_pixels != g.n_pixels() {
-                return Err(RunError::failed(format!(
-                    "event {}: telescope {} has {} pixels in its ADC data and {} in its calibration, but its camera has {}",
-                    ev.event_id,
-                    te.tel_id,
-                    te.n_pixels,
-                    cal.n_pixels,
-                    g.n_pixels()
-                )));
-            }
-            calibrate(te, cal, g, &setup.readout, &mut p.cs, &mut p.dl1);
-            let params = process_image_with(
-                g,
-                &p.dl1.image,
-                &p.dl1.peak_time,
-                &setup.tailcuts,
-                &q,
-                &cfg.timing_options(ev.event_id, te.tel_id),
-                &mut p.is,
-                &mut p.mask,
-            );
-            let h = &params.hillas;
-            let use_it = params.is_valid
-                && h.intensity > st.min_intensity_pe
-                && h.width > st.min_width_deg
-                && params.morphology.n_pixels > st.min_pixels
-                && params.leakage.intensity_width_2 < st.max_leakage_intensity_width_2;
-            if st.enabled && use_it {
-                if let Some(tr) = te.tracking {
-                    inputs.push(StereoInput {
-                        tel_id: te.tel_id,
-                        hillas: *h,
-                        pointing_az_alt: tr.az_alt(),
-                        position: setup.position,
-                        cam_radius_deg: setup.cam_radius_deg,
-                    });
-                }
-            }
-            if params.is_valid {
-                let better = p
-                    .display
-                    .as_ref()
-                    .is_none_or(|d| h.intensity > d.params.hillas.intensity);
-                if better {
-                    p.display = Some(DisplayImage {
-                        event_id: ev.event_id,
-                        tel_id: te.tel_id,
-                        image: p.dl1.image.clone(),
-                        mask: p.mask.clone(),
-                        params: params.clone(),
-                    });
-                }
-            }
-            let true_impact = match &ev.shower {
-                Some(s) => impact_distance(
-                    setup.position,
-                    true_core,
-                    f64::from(s.altitude),
-                    f64::from(s.azimuth),
-                ),
-                None => f64::NAN,
-            };
-            let image = cfg
-                .output
-                .write_images
-                .then(|| (p.dl1.image.clone(), p.dl1.peak_time.clone(), p.mask.clone()));
-            tels.push(TelResult {
+        let Some(setup) = self.subarray.tels.get(&te.tel_id) else {
+            return Err(RunError::failed(format!(
+                "event {}: telescope {} is not described in the file header",
+                ev.event_id, te.tel_id
+            )));
+        };
+        let Some(cal) = te.calibration.as_ref() else {
+            return Err(RunError::failed(format!(
+                "event {}: telescope {} has no pedestal/calibration (CameraMonitoring 2022 and LaserCalibration 2023) before its first event",
+                ev.event_id, te.tel_id
+            )));
+        };
+        let g = &setup.geometry;
+        if te.n_pixels != g.n_pixels() || cal.n_pixels != g.n_pixels() {
+            return Err(RunError::failed(format!(
+                "event {}: telescope {} has {} pixels in its ADC data and {} in its calibration, but its camera has {}",
+                ev.event_id,
+                te.tel_id,
+                te.n_pixels,
+                cal.n_pixels,
+                g.n_pixels()
+            )));
+        }
+        calibrate(te, cal, g, &setup.readout, cs, dl1);
+        let params = process_image_with(
+            g,
+            &dl1.image,
+            &dl1.peak_time,
+            &setup.tailcuts,
+            &q,
+            &cfg.timing_options(ev.event_id, te.tel_id),
+            is,
+            mask,
+        );
+        let h = &params.hillas;
+        let use_it = params.is_valid
+            && h.intensity > st.min_intensity_pe
+            && h.width > st.min_width_deg
+            && params.morphology.n_pixels > st.min_pixels
+            && params.leakage.intensity_width_2 < st.max_leakage_intensity_width_2;
+        let stereo = match te.tracking {
+            Some(tr) if st.enabled && use_it => Some(StereoInput {
+                tel_id: te.tel_id,
+                hillas: *h,
+                pointing_az_alt: tr.az_alt(),
+                position: setup.position,
+                cam_radius_deg: setup.cam_radius_deg,
+            }),
+            _ => None,
+        };
+        let display = (params.is_valid && display_floor.is_none_or(|f| h.intensity > f))
+            .then(|| (dl1.image.clone(), mask.clone()));
+        let true_impact = match &ev.shower {
+            Some(s) => impact_distance(
+                setup.position,
+                true_core,
+                f64::from(s.altitude),
+                f64::from(s.azimuth),
+            ),
+            None => f64::NAN,
+        };
+        let image = cfg
+            .output
+            .write_images
+            .then(|| (dl1.image.clone(), dl1.peak_time.clone(), mask.clone()));
+        Ok(TelOutcome {
+            result: TelResult {
                 tel_id: te.tel_id,
                 params,
                 used_in_stereo: false,
@@ -215,7 +231,85 @@ impl Chain<'_> {
                 true_image_sum: te.true_image_sum,
                 true_impact,
                 image,
-            });
+            },
+            stereo,
+            display,
+        })
+    }
+
+    /// Process one event with the given scratch. With more than one rayon thread the
+    /// telescopes of the event are calibrated and parameterised in parallel (each image on
+    /// its own; the results are then taken in telescope order, so they are identical for
+    /// any thread count).
+    pub fn process(&self, ev: &ArrayEvent, p: &mut ChainPartial) -> Result<EventResult, RunError> {
+        let st = &self.config.stereo;
+        let true_core = ev
+            .mc_event
+            .map(|m| (f64::from(m.xcore), f64::from(m.ycore)))
+            .unwrap_or((f64::NAN, f64::NAN));
+        let floor = p.display.as_ref().map(|d| d.params.hillas.intensity);
+        let outcomes: Vec<Result<TelOutcome, RunError>> =
+            if ev.telescopes.len() > 1 && rayon::current_num_threads() > 1 {
+                use rayon::prelude::*;
+                ev.telescopes
+                    .par_iter()
+                    .map(|te| {
+                        TEL_SCRATCH.with(|s| {
+                            let s = &mut *s.borrow_mut();
+                            self.telescope(
+                                ev,
+                                te,
+                                true_core,
+                                floor,
+                                &mut s.cs,
+                                &mut s.is,
+                                &mut s.dl1,
+                                &mut s.mask,
+                            )
+                        })
+                    })
+                    .collect()
+            } else {
+                ev.telescopes
+                    .iter()
+                    .map(|te| {
+                        self.telescope(
+                            ev,
+                            te,
+                            true_core,
+                            floor,
+                            &mut p.cs,
+                            &mut p.is,
+                            &mut p.dl1,
+                            &mut p.mask,
+                        )
+                    })
+                    .collect()
+            };
+        let mut tels = Vec::with_capacity(outcomes.len());
+        let mut inputs = Vec::new();
+        for o in outcomes {
+            let o = o?;
+            if let Some(input) = o.stereo {
+                inputs.push(input);
+            }
+            if let Some((image, mask)) = o.display {
+                let intensity = o.result.params.hillas.intensity;
+                // strict > in telescope order: the sequential choice
+                if p.display
+                    .as_ref()
+                    .is_none_or(|d| intensity > d.params.hillas.intensity)
+                {
+                    p.display = Some(DisplayImage {
+                        event_id: ev.event_id,
+                        tel_id: o.result.tel_id,
+                        image,
+                        mask,
+                        params: o.result.params.clone(),
+                    });
+                }
+            }
+            tels.push(o.result);
         }
         let stereo = if st.enabled {
             reconstruct(

@@ -106,14 +106,31 @@ fn bench_numbers() {
     }
 }
 
-/// On-CPU time of the calling thread [s] (Linux `/proc/thread-self/schedstat`, ns
-/// resolution; falls back to 0 elsewhere), so that the split below is not inflated by other
-/// processes on a loaded machine.
+/// On-CPU time of the calling thread [s] (Linux `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, ns
+/// resolution; 0 elsewhere), so that the figures below are not inflated by other processes on
+/// a loaded machine.
 fn thread_cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns * 1e-9)
+    #[cfg(target_os = "linux")]
+    {
+        #[repr(C)]
+        struct Timespec {
+            tv_sec: i64,
+            tv_nsec: i64,
+        }
+        unsafe extern "C" {
+            fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec (two 64-bit fields on 64-bit Linux).
+        if unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        }
+    }
+    0.0
 }
 
 /// Single-thread split of the chain cost on the toy camera (run by hand).
@@ -123,7 +140,8 @@ fn bench_split() {
     use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate};
     use caliper_cherenkov::parameters::{ImageScratch, process_image};
     let dir = tempfile::tempdir().unwrap();
-    // BENCH_FILE=<sim_telarray file> to use a real file instead of the toy
+    // BENCH_FILE=<sim_telarray file> to use a real file instead of the toy, BENCH_EVENTS=<n>
+    // to keep its first n events, BENCH_REPS=<n> passes (default 5)
     let path = match std::env::var("BENCH_FILE") {
         Ok(f) => std::path::PathBuf::from(f),
         Err(_) => {
@@ -136,6 +154,12 @@ fn bench_split() {
     let mut events = Vec::new();
     while let Some(Ok(e)) = r.next_event() {
         events.push(e);
+    }
+    if let Some(k) = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        events.truncate(k);
     }
     let cfg = caliper_cherenkov::config::CherenkovConfig {
         focal_length_choice: caliper_cherenkov::geometry::FocalLengthChoice::Equivalent,
@@ -252,5 +276,131 @@ fn bench_peak_search() {
                 c / (reps * np) as f64 * 1e9
             );
         }
+    }
+}
+
+/// Calibration cost per camera on the shared files (run by hand), in on-CPU time of the
+/// calling thread so that other processes on the machine do not inflate it (which they still
+/// do through the caches): cycling through all images `BENCH_REPS` (default 20) times, the
+/// dispatched build (AVX2 fused kernel) and the baseline SSE2 build alternately; then every
+/// image calibrated `BENCH_REPS` times in a row (cache-warm), best of 3 such batches.
+/// Reported per camera as µs/image and ns/sample; `BENCH_PIXELS=<n>` keeps the cameras
+/// with n pixels.
+#[test]
+#[ignore]
+fn bench_calib_cameras() {
+    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate, calibrate_baseline};
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    for (f, fl) in [
+        (
+            "cherenkov/gamma_test.simtel.gz",
+            caliper_cherenkov::geometry::FocalLengthChoice::Equivalent,
+        ),
+        (
+            "cherenkov/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst",
+            caliper_cherenkov::geometry::FocalLengthChoice::Effective,
+        ),
+    ] {
+        let Some(p) = shared_data(f) else { return };
+        let mut r = caliper_cherenkov::io::simtel::SimtelReader::open(&p).unwrap();
+        let mut events = Vec::new();
+        while let Some(Ok(e)) = r.next_event() {
+            events.push(e);
+        }
+        let cfg = caliper_cherenkov::config::CherenkovConfig {
+            focal_length_choice: fl,
+            ..Default::default()
+        };
+        let sub = caliper_cherenkov::subarray::Subarray::new(r.header().clone(), &cfg).unwrap();
+        let (mut cs, mut cs_b, mut dl1) = (
+            CalibScratch::default(),
+            CalibScratch::default(),
+            Dl1Image::default(),
+        );
+        let mut per_camera = std::collections::BTreeMap::new();
+        // BENCH_PIXELS=<n>: only the cameras with n pixels
+        let only: Option<usize> = std::env::var("BENCH_PIXELS")
+            .ok()
+            .and_then(|s| s.parse().ok());
+        for ev in &events {
+            for te in &ev.telescopes {
+                if only.is_some_and(|n| n != te.n_pixels) {
+                    continue;
+                }
+                let s = &sub.tels[&te.tel_id];
+                let cal = te.calibration.as_ref().unwrap();
+                let mut best = f64::INFINITY;
+                for _ in 0..3 {
+                    let c0 = thread_cpu_seconds();
+                    for _ in 0..reps {
+                        calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
+                    }
+                    best = best.min((thread_cpu_seconds() - c0) / reps as f64);
+                }
+                let e = per_camera
+                    .entry((te.n_pixels, te.n_samples))
+                    .or_insert((0usize, 0.0f64));
+                e.0 += 1;
+                e.1 += best;
+            }
+        }
+        // cycling through all images (cache-cold as in the chain)
+        let mut cold = std::collections::BTreeMap::new();
+        for _ in 0..reps {
+            for ev in &events {
+                for te in &ev.telescopes {
+                    if only.is_some_and(|n| n != te.n_pixels) {
+                        continue;
+                    }
+                    let s = &sub.tels[&te.tel_id];
+                    let cal = te.calibration.as_ref().unwrap();
+                    let c0 = thread_cpu_seconds();
+                    calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
+                    let c1 = thread_cpu_seconds();
+                    calibrate_baseline(te, cal, &s.geometry, &s.readout, &mut cs_b, &mut dl1);
+                    let c2 = thread_cpu_seconds();
+                    let e = cold
+                        .entry((te.n_pixels, te.n_samples))
+                        .or_insert((0usize, 0.0f64, 0.0f64));
+                    e.0 += 1;
+                    e.1 += c1 - c0;
+                    e.2 += c2 - c1;
+                }
+            }
+        }
+        for ((np, ns), (k, t, tb)) in &cold {
+            let (t, tb) = (t / *k as f64, tb / *k as f64);
+            println!(
+                "{}: {np} px x {ns} samples, cycling through all images: calibrate {:.1} us/image on-CPU, {:.2} ns/sample (baseline SSE2 build {:.1} us/image)",
+                f.rsplit('/')
+                    .next()
+                    .unwrap_or(f)
+                    .chars()
+                    .take(24)
+                    .collect::<String>(),
+                t * 1e6,
+                t * 1e9 / (np * ns) as f64,
+                tb * 1e6
+            );
+        }
+        let (fb, searched) = cs.peak_fallbacks();
+        for ((np, ns), (k, t)) in &per_camera {
+            let t = t / *k as f64;
+            println!(
+                "{}: {np} px x {ns} samples: {k} images, each repeated (cache-warm): calibrate {:.1} us/image on-CPU, {:.2} ns/sample",
+                f.rsplit('/')
+                    .next()
+                    .unwrap_or(f)
+                    .chars()
+                    .take(24)
+                    .collect::<String>(),
+                t * 1e6,
+                t * 1e9 / (np * ns) as f64
+            );
+        }
+        println!("  float64-settled peaks: {fb} of {searched} pixels");
     }
 }
