@@ -10,11 +10,12 @@ use caliper_core::pipeline::{Analysis, IterSource, OnTruncation, PassOptions, ru
 use caliper_core::robust::AfwClipParams;
 use rayon::prelude::*;
 
+use crate::clip::IntHist;
 use crate::config::PtcConfig;
 use crate::io::fits::FitsFile;
 use crate::io::lsst;
-use crate::isr::{IsrSettings, RawPixels, isr_amp, isr_amp_pixels};
-use crate::pair_stats::{PairAmpStats, Scratch, covariances, pair_stats};
+use crate::isr::{IsrSettings, RawPixels, isr_amp, isr_amp_pixels_hist};
+use crate::pair_stats::{PairAmpStats, Scratch, covariances, pair_stats_prebuilt};
 use crate::pairing::{Candidate, Pair, Unused, find_pairs};
 use crate::report::{self, AmpResult};
 
@@ -151,8 +152,8 @@ impl PairStep<'_> {
                 // borrow cannot be re-entered on this thread.
                 AMP_SCRATCH.with(|cell| {
                     let mut guard = cell.borrow_mut();
-                    let (raw, iscr, i1, i2, sc, st) = &mut *guard;
-                    self.amp(f1, f2, &s1, &s2, k, raw, iscr, i1, i2, sc, st)
+                    let (raw, iscr, i1, i2, sc, st, hists) = &mut *guard;
+                    self.amp(f1, f2, &s1, &s2, k, raw, iscr, (i1, i2), sc, st, hists)
                 })
             })
             .collect()
@@ -168,16 +169,25 @@ impl PairStep<'_> {
         k: usize,
         raw: &mut Vec<f32>,
         iscr: &mut Vec<i32>,
-        i1: &mut Vec<f32>,
-        i2: &mut Vec<f32>,
+        (i1, i2): (&mut Vec<f32>, &mut Vec<f32>),
         sc: &mut Vec<f32>,
         st: &mut Scratch,
+        (h1, h2): &mut (IntHist, IntHist),
     ) -> Result<PairAmpStats, String> {
         let bias = self.bias.map(|b| b[k].as_slice());
-        let m1 = isr_file_amp(f1, &s1[k], &self.isr, bias, raw, iscr, i1, sc)?;
-        let m2 = isr_file_amp(f2, &s2[k], &self.isr, bias, raw, iscr, i2, sc)?;
-        let mut r = pair_stats(i1, i2, m1.overscan_noise, m2.overscan_noise, &self.clip, st)
-            .map_err(|e| format!("{}: {e}", s1[k].name))?;
+        // The flats' unit histograms are counted by the ISR while each row is in cache.
+        let m1 = isr_file_amp(f1, &s1[k], &self.isr, bias, raw, iscr, i1, sc, h1)?;
+        let m2 = isr_file_amp(f2, &s2[k], &self.isr, bias, raw, iscr, i2, sc, h2)?;
+        let mut r = pair_stats_prebuilt(
+            i1,
+            i2,
+            m1.overscan_noise,
+            m2.overscan_noise,
+            &self.clip,
+            st,
+            Some((h1, h2)),
+        )
+        .map_err(|e| format!("{}: {e}", s1[k].name))?;
         if self.cov_lag > 0 {
             let half = self.clip.n_sigma * r.var_unhalved.max(0.0).sqrt();
             r.cov = covariances(st, m1.nx, self.cov_lag, r.diff_mean, half);
@@ -199,6 +209,7 @@ fn isr_file_amp(
     iscr: &mut Vec<i32>,
     out: &mut Vec<f32>,
     sc: &mut Vec<f32>,
+    hist: &mut IntHist,
 ) -> Result<crate::isr::IsrMeasure, String> {
     let hdu = &f.hdus[g.hdu];
     let pixels = match f.plain_i32_data(hdu) {
@@ -209,12 +220,20 @@ fn isr_file_amp(
             RawPixels::F32(raw)
         }
     };
-    isr_amp_pixels(pixels, g, isr, bias, out, sc)
+    isr_amp_pixels_hist(pixels, g, isr, bias, out, sc, Some(hist))
         .map_err(|e| format!("{}: {e}", f.path().display()))
 }
 
 /// Per-thread buffers of one amplifier's ISR and statistics.
-type AmpBuffers = (Vec<f32>, Vec<i32>, Vec<f32>, Vec<f32>, Vec<f32>, Scratch);
+type AmpBuffers = (
+    Vec<f32>,
+    Vec<i32>,
+    Vec<f32>,
+    Vec<f32>,
+    Vec<f32>,
+    Scratch,
+    (IntHist, IntHist),
+);
 
 thread_local! {
     /// Recycled file buffers of the pair being read on this thread (two per pair).

@@ -122,7 +122,9 @@ fn bench_existing_pairs() {
 #[test]
 #[ignore]
 fn bench_stages() {
-    use caliper_ccd_ptc::clip::{ClipScratch, afw_clipped_stats_f32};
+    use caliper_ccd_ptc::clip::{
+        ClipScratch, IntHist, afw_clipped_stats_f32, afw_clipped_stats_f32_prebuilt,
+    };
     use caliper_ccd_ptc::io::fits::FitsFile;
     use std::time::Instant;
     let Ok(dir) = std::env::var("CCD_PTC_BENCH_DIR") else {
@@ -150,13 +152,14 @@ fn bench_stages() {
     let names = [
         "open + close (map, or read: $CCD_PTC_ACCESS)",
         "(separate decode to f32, not in the sum)",
-        "decode + ISR (fused: overscan, trim)",
-        "clipped stats of I1 and I2",
+        "decode + ISR (fused: overscan, trim, flats' histograms)",
+        "clipped stats of I1 and I2 (from those histograms)",
         "difference image + per-pair gain",
         "clipped stats of D",
     ];
     let (mut raw, mut iscr, mut sc) = (Vec::new(), Vec::new(), Vec::new());
     let mut imgs = vec![Vec::<f32>::new(); 32];
+    let mut hists: Vec<IntHist> = (0..32).map(|_| IntHist::default()).collect();
     let mut cs = ClipScratch::default();
     // File buffers recycled as the pipeline does (run.rs).
     let mut bufs: [Vec<u8>; 2] = Default::default();
@@ -191,13 +194,14 @@ fn bench_stages() {
                 t[1] += t0.elapsed().as_secs_f64();
                 let t0 = Instant::now();
                 let bytes = f.plain_i32_data(&f.hdus[g.hdu]).unwrap();
-                let m = caliper_ccd_ptc::isr::isr_amp_pixels(
+                let m = caliper_ccd_ptc::isr::isr_amp_pixels_hist(
                     caliper_ccd_ptc::isr::RawPixels::BeI32(bytes),
                     g,
                     &isr,
                     None,
                     &mut imgs[fi * 16 + k],
                     &mut sc,
+                    Some(&mut hists[fi * 16 + k]),
                 )
                 .unwrap();
                 noise[fi * 16 + k] = m.overscan_noise;
@@ -205,6 +209,13 @@ fn bench_stages() {
             }
         }
         for k in 0..16 {
+            // The flats' statistics as the pipeline runs them (histograms from the ISR) ...
+            let (ha, hb) = hists.split_at_mut(16);
+            let t0 = Instant::now();
+            afw_clipped_stats_f32_prebuilt(&imgs[k], &clip, &mut cs, &mut ha[k]).unwrap();
+            afw_clipped_stats_f32_prebuilt(&imgs[16 + k], &clip, &mut cs, &mut hb[k]).unwrap();
+            t[3] += t0.elapsed().as_secs_f64();
+            // ... and without them, to take out of `pair_stats` below.
             let t0 = Instant::now();
             afw_clipped_stats_f32(&imgs[k], &clip, &mut cs).unwrap();
             afw_clipped_stats_f32(&imgs[16 + k], &clip, &mut cs).unwrap();
@@ -225,7 +236,6 @@ fn bench_stages() {
             let d = caliper_ccd_ptc::pair_stats::last_difference(&st);
             afw_clipped_stats_f32(d, &clip, &mut cs).unwrap();
             let t_d = t0.elapsed().as_secs_f64();
-            t[3] += t_i;
             t[4] += (t_all - t_i - t_d).max(0.0);
             t[5] += t_d;
         }
