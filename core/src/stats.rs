@@ -1,4 +1,5 @@
-//! Mergeable running statistics: scalar ([`RunningStats`]) and per pixel ([`PixelStats`]).
+//! Mergeable running statistics: scalar ([`RunningStats`]) and per pixel ([`PixelStats`];
+//! [`I16PixelStats`] for exact integer statistics of `i16` frames).
 //!
 //! Both accumulate the count, mean and M2 (sum of squared deviations from the mean) with
 //! Welford's update (Welford 1962; Knuth TAOCP vol. 2, 4.2.2) and combine partial results
@@ -970,6 +971,738 @@ fn block_update<T: Sample, const W: usize>(
     }
 }
 
+/// Exact per-pixel statistics of `i16` frames: per pixel the integer sum of the values
+/// (`i64`), the sum of their squares (`u64`), the minimum and the maximum (`i16`), i.e. 20
+/// bytes per pixel instead of the 32 of [`PixelStats`]' `f64` state.
+///
+/// Integer sums are exact, so the statistics do not depend on the order or grouping of the
+/// frames at all: pushing frames one by one, in blocks of any size, on any number of threads,
+/// or accumulating partials and [`merge`](Self::merge)-ing them in any order gives identical
+/// states. The mean and M2 are formed only at the end ([`into_arrays`](Self::into_arrays),
+/// [`into_pixel_stats`](Self::into_pixel_stats)) from the exact integers,
+///
+/// ```text
+/// mean = S1 / n,    M2 = (n S2 - S1^2) / n
+/// ```
+///
+/// with `n S2 - S1^2` exact (in `u64` when it fits, else `i128`), so the mean is the exact
+/// mean rounded once and M2 the exact M2 rounded twice (integer to `f64`, then the division):
+/// there is no cancellation on large pedestals (the numerator is an exact integer however
+/// large `S1^2` is). Exact for up to 2^34 frames (`S2 <= n 2^30` in `u64`; the sum of values is
+/// exact in `f64` up to 2^38 frames, beyond which the mean takes a second rounding).
+///
+/// Compared with [`PixelStats::push_frames_par`], a blocked update streams 20 instead of 32
+/// bytes of state per pixel through memory per call, and the state of an empty accumulator is
+/// written without being read. The block kernel sums `d = x - c` and `d^2` in `i32` about the
+/// block's first sample `c` per pixel (min and max on the raw samples), for blocks of at most
+/// `EXACT_BLOCK` = 32 frames; the sums are exact, and used, when the block's min and max keep
+/// every `|x - c| <= 8191` (`32 * 8191^2 < 2^31`); a pixel with a wider block range is summed
+/// directly in `i64` instead, which gives the same integers. SSE2 and AVX2 (detected at run
+/// time) paths give identical states.
+///
+/// ```
+/// use caliper_core::stats::I16PixelStats;
+///
+/// let mut dark = I16PixelStats::new(2);
+/// dark.push_frames(&[&[10i16, -3][..], &[12, -5], &[14, -4]]).unwrap();
+/// assert_eq!(dark.sum(), &[36, -12]);
+/// assert_eq!(dark.sum_squares(), &[440, 50]);
+/// let a = dark.into_arrays();
+/// assert_eq!((a.mean[0], a.m2[0], a.min[0], a.max[0]), (12.0, 8.0, 10.0, 14.0));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct I16PixelStats {
+    frames: u64,
+    sum: Vec<i64>,
+    sumsq: Vec<u64>,
+    min: Vec<i16>,
+    max: Vec<i16>,
+}
+
+/// Frames per block of the exact `i16` kernel ([`I16PixelStats`]): the `i32` block sums of
+/// `(x - c)^2` are exact for `|x - c| <= EXACT_LIM`.
+const EXACT_BLOCK: usize = 32;
+
+/// Largest `|x - c|` for which `EXACT_BLOCK` squares sum exactly in `i32`:
+/// `32 * 8191^2 = 2,146,959,392 <= i32::MAX < 32 * 8192^2`.
+const EXACT_LIM: i32 = 8191;
+
+const _: () =
+    assert!((EXACT_BLOCK as i64) * (EXACT_LIM as i64) * (EXACT_LIM as i64) <= i32::MAX as i64);
+
+impl I16PixelStats {
+    /// An empty accumulator over `n_pixels` pixels. The arrays are allocated zeroed (no
+    /// fill pass); the first block writes them without reading.
+    pub fn new(n_pixels: usize) -> Self {
+        Self {
+            frames: 0,
+            sum: vec![0; n_pixels],
+            sumsq: vec![0; n_pixels],
+            min: vec![0; n_pixels],
+            max: vec![0; n_pixels],
+        }
+    }
+
+    /// Number of pixels per frame.
+    pub fn n_pixels(&self) -> usize {
+        self.sum.len()
+    }
+
+    /// Number of frames pushed (or merged in).
+    pub fn n_frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Per-pixel sum of the values (all zeros before the first frame).
+    pub fn sum(&self) -> &[i64] {
+        &self.sum
+    }
+
+    /// Per-pixel sum of the squared values (all zeros before the first frame).
+    pub fn sum_squares(&self) -> &[u64] {
+        &self.sumsq
+    }
+
+    /// Per-pixel minimum, or `None` before the first frame.
+    pub fn min(&self) -> Option<&[i16]> {
+        (self.frames > 0).then_some(&self.min[..])
+    }
+
+    /// Per-pixel maximum, or `None` before the first frame.
+    pub fn max(&self) -> Option<&[i16]> {
+        (self.frames > 0).then_some(&self.max[..])
+    }
+
+    /// Checks every frame's length before anything changes.
+    fn check(&self, frames: &[&[i16]]) -> Result<(), StatsError> {
+        let len = self.sum.len();
+        match frames.iter().find(|f| f.len() != len) {
+            Some(bad) => Err(StatsError::FrameLength {
+                expected: len,
+                got: bad.len(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds one frame.
+    pub fn push_frame(&mut self, frame: &[i16]) -> Result<(), StatsError> {
+        self.push_frames(&[frame])
+    }
+
+    /// Adds frames (any number, in blocks of `EXACT_BLOCK` internally) on the calling thread.
+    /// The same state as pushing them one by one. Every frame's length is checked before
+    /// anything changes.
+    pub fn push_frames(&mut self, frames: &[&[i16]]) -> Result<(), StatsError> {
+        self.push_frames_with(frames, ExactKernel::best(true))
+    }
+
+    /// [`push_frames`](Self::push_frames) with a chosen kernel (tests).
+    fn push_frames_with(
+        &mut self,
+        frames: &[&[i16]],
+        kernel: ExactKernel,
+    ) -> Result<(), StatsError> {
+        self.check(frames)?;
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let empty = self.frames == 0;
+        self.frames += frames.len() as u64;
+        let len = self.sum.len();
+        let mut st = ExactState {
+            sum: &mut self.sum[..len],
+            sumsq: &mut self.sumsq[..len],
+            lo: &mut self.min[..len],
+            hi: &mut self.max[..len],
+        };
+        exact_update_blocks(&mut st, frames, 0, empty, kernel);
+        Ok(())
+    }
+
+    /// [`push_frames`](Self::push_frames) with the pixels split into tiles that rayon
+    /// updates in parallel (on the current pool); each tile runs all the blocks of the call
+    /// while its state (160 KB) is in the core's cache, so the state goes through memory
+    /// once per call. The same state, exactly, for any number of threads.
+    pub fn push_frames_par(&mut self, frames: &[&[i16]]) -> Result<(), StatsError> {
+        self.push_frames_par_with(frames, ExactKernel::best(true), PAR_TILE_PIXELS)
+    }
+
+    /// [`push_frames_par`](Self::push_frames_par) with a chosen kernel and tile size (tests).
+    fn push_frames_par_with(
+        &mut self,
+        frames: &[&[i16]],
+        kernel: ExactKernel,
+        tile: usize,
+    ) -> Result<(), StatsError> {
+        use rayon::prelude::*;
+        self.check(frames)?;
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let empty = self.frames == 0;
+        self.frames += frames.len() as u64;
+        let len = self.sum.len();
+        let tile = tile.max(1);
+        self.sum[..len]
+            .par_chunks_mut(tile)
+            .zip(self.sumsq[..len].par_chunks_mut(tile))
+            .zip(self.min[..len].par_chunks_mut(tile))
+            .zip(self.max[..len].par_chunks_mut(tile))
+            .enumerate()
+            .for_each(|(t, (((sum, sumsq), lo), hi))| {
+                let mut st = ExactState { sum, sumsq, lo, hi };
+                exact_update_blocks(&mut st, frames, t * tile, empty, kernel);
+            });
+        Ok(())
+    }
+
+    /// Folds `other` into `self`: integer additions, so the result is exactly the state of
+    /// all the frames of both, whatever the order of merges.
+    pub fn merge(&mut self, other: &I16PixelStats) -> Result<(), StatsError> {
+        let len = self.sum.len();
+        if other.sum.len() != len {
+            return Err(StatsError::ShapeMismatch {
+                this: len,
+                other: other.sum.len(),
+            });
+        }
+        if other.frames == 0 {
+            return Ok(());
+        }
+        if self.frames == 0 {
+            self.clone_from(other);
+            return Ok(());
+        }
+        self.frames += other.frames;
+        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
+            *a = a.wrapping_add(*b);
+        }
+        for (a, b) in self.sumsq.iter_mut().zip(&other.sumsq) {
+            *a = a.wrapping_add(*b);
+        }
+        for (a, b) in self.min.iter_mut().zip(&other.min) {
+            *a = (*a).min(*b);
+        }
+        for (a, b) in self.max.iter_mut().zip(&other.max) {
+            *a = (*a).max(*b);
+        }
+        Ok(())
+    }
+
+    /// The statistics as `f64` arrays (mean, M2, min, max, as [`PixelStats::into_arrays`]),
+    /// computed in place: the mean and M2 overwrite the memory of the two sums (no new
+    /// allocation for them); min and max are widened into new arrays. Parallel over pixels
+    /// on the current rayon pool (each pixel's values do not depend on the split). With no
+    /// frames: mean and M2 zero, min `+inf`, max `-inf` (as [`PixelStats::new`]).
+    pub fn into_arrays(self) -> PixelArrays {
+        use rayon::prelude::*;
+        let n = self.frames;
+        let mut sum = self.sum;
+        let mut sumsq = self.sumsq;
+        let (min, max): (Vec<f64>, Vec<f64>) = if n == 0 {
+            sum.fill(0);
+            sumsq.fill(0);
+            (
+                vec![f64::INFINITY; sum.len()],
+                vec![f64::NEG_INFINITY; sum.len()],
+            )
+        } else {
+            sum.par_chunks_mut(PAR_TILE_PIXELS)
+                .zip(sumsq.par_chunks_mut(PAR_TILE_PIXELS))
+                .for_each(|(s, q)| exact_finish(n, s, q));
+            (
+                self.min.par_iter().map(|&v| f64::from(v)).collect(),
+                self.max.par_iter().map(|&v| f64::from(v)).collect(),
+            )
+        };
+        PixelArrays {
+            frames: n,
+            mean: f64_vec_from_bits(sum),
+            m2: f64_vec_from_bits(sumsq),
+            min,
+            max,
+        }
+    }
+
+    /// The same statistics as an `f64` [`PixelStats`] (via [`into_arrays`](Self::into_arrays)),
+    /// e.g. to go on with frames of another sample type or to merge with a float state.
+    pub fn into_pixel_stats(self) -> PixelStats {
+        let a = self.into_arrays();
+        PixelStats {
+            frames: a.frames,
+            mean: a.mean,
+            m2: a.m2,
+            min: a.min,
+            max: a.max,
+        }
+    }
+}
+
+/// The mean and M2 of `n >= 1` integer samples from their exact sum `s` and sum of squares
+/// `q`: `mean = s/n` (one rounding while `|s| < 2^53`), `M2 = (n q - s^2)/n` with the
+/// numerator exact (`u64` when `n q` fits, else `u128`/`i128`) and rounded once to `f64`.
+#[inline]
+fn exact_mean_m2(n: u64, s: i64, q: u64) -> (f64, f64) {
+    let nf = n as f64;
+    let mean = s as f64 / nf;
+    let s2 = u128::from(s.unsigned_abs()) * u128::from(s.unsigned_abs());
+    let nq = u128::from(n) * u128::from(q);
+    // n q >= s^2 by Cauchy-Schwarz for sums of real samples; saturate anyway.
+    let num = nq.saturating_sub(s2);
+    let num = match u64::try_from(num) {
+        Ok(v) => v as f64,
+        Err(_) => num as f64,
+    };
+    (mean, num / nf)
+}
+
+/// Overwrites each pixel's exact sums `s`, `q` of `n >= 1` frames with the bits of its mean
+/// and M2 (as [`exact_mean_m2`], bit for bit). Fast path, 8 pixels at a time in `f64`
+/// (vectorises): when `q < 2^52` and `n q < 2^52`, every integer involved is below 2^52
+/// (`s^2 <= n q`), so `s` and `q` convert exactly with the usual exponent-bias trick and
+/// `n q - s^2` is exact in `f64`; other pixels take [`exact_mean_m2`].
+fn exact_finish(n: u64, s: &mut [i64], q: &mut [u64]) {
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    const Q_BIAS: u64 = 0x4330_0000_0000_0000; // bits of 2^52
+    const S_BIAS: i64 = 0x4338_0000_0000_0000; // bits of 1.5 * 2^52
+    const S_OFF: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    let nf = n as f64;
+    let mut sc = s.chunks_exact_mut(8);
+    let mut qc = q.chunks_exact_mut(8);
+    for (s8, q8) in (&mut sc).zip(&mut qc) {
+        let mut mean = [0.0f64; 8];
+        let mut m2 = [0.0f64; 8];
+        let mut ok = [false; 8];
+        let mut all = true;
+        for j in 0..8 {
+            let qf = f64::from_bits(q8[j] | Q_BIAS) - TWO52;
+            let sf = f64::from_bits(s8[j].wrapping_add(S_BIAS) as u64) - S_OFF;
+            let nq = nf * qf;
+            ok[j] = q8[j] < (1 << 52) && nq < TWO52;
+            all &= ok[j];
+            mean[j] = sf / nf;
+            m2[j] = (nq - sf * sf) / nf;
+        }
+        if !all {
+            for j in 0..8 {
+                if !ok[j] {
+                    (mean[j], m2[j]) = exact_mean_m2(n, s8[j], q8[j]);
+                }
+            }
+        }
+        for j in 0..8 {
+            s8[j] = mean[j].to_bits() as i64;
+            q8[j] = m2[j].to_bits();
+        }
+    }
+    for (s, q) in sc.into_remainder().iter_mut().zip(qc.into_remainder()) {
+        let (mean, m2) = exact_mean_m2(n, *s, *q);
+        *s = mean.to_bits() as i64;
+        *q = m2.to_bits();
+    }
+}
+
+/// A `Vec<u64>` or `Vec<i64>` whose elements hold `f64` bit patterns, as a `Vec<f64>`
+/// without copying.
+fn f64_vec_from_bits<T: Bits64>(v: Vec<T>) -> Vec<f64> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: `T` is `u64` or `i64` (sealed trait): the same size and alignment as `f64`, so
+    // the allocation (made by the global allocator for `cap` elements of that layout) is
+    // valid for a `Vec<f64>` of the same length and capacity, and every 64-bit pattern is an
+    // initialised, valid `f64`. The original vector is not dropped (ManuallyDrop).
+    unsafe { Vec::from_raw_parts(ptr.cast::<f64>(), len, cap) }
+}
+
+/// `u64` and `i64` (for [`f64_vec_from_bits`]).
+trait Bits64: Copy {}
+impl Bits64 for u64 {}
+impl Bits64 for i64 {}
+const _: () = assert!(
+    std::mem::size_of::<u64>() == std::mem::size_of::<f64>()
+        && std::mem::align_of::<u64>() == std::mem::align_of::<f64>()
+        && std::mem::align_of::<i64>() == std::mem::align_of::<f64>()
+);
+
+/// Mutable views of (a tile of) an [`I16PixelStats`]' arrays, all of the same length.
+struct ExactState<'a> {
+    sum: &'a mut [i64],
+    sumsq: &'a mut [u64],
+    lo: &'a mut [i16],
+    hi: &'a mut [i16],
+}
+
+/// Pixels per group of the exact kernel: one 256-bit (AVX2) or two 128-bit (SSE2) vectors
+/// of `i16` samples.
+const EXACT_GROUP: usize = 16;
+
+/// Which implementation of the exact kernel's block sums runs (all give the same integers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExactKernel {
+    /// Plain Rust (auto-vectorised; the only one off x86_64).
+    Portable,
+    /// SSE2 intrinsics (x86_64 baseline).
+    Sse2,
+    /// AVX2 intrinsics (checked at run time by [`use_avx2`]).
+    Avx2,
+}
+
+impl ExactKernel {
+    /// The fastest kernel on this CPU, with AVX2 allowed or not.
+    fn best(allow_avx2: bool) -> Self {
+        if use_avx2(allow_avx2) {
+            ExactKernel::Avx2
+        } else if cfg!(target_arch = "x86_64") {
+            ExactKernel::Sse2
+        } else {
+            ExactKernel::Portable
+        }
+    }
+}
+
+/// Kernel selectors for the const parameter of [`exact_blocks`].
+const K_PORTABLE: u8 = 0;
+#[cfg(target_arch = "x86_64")]
+const K_SSE2: u8 = 1;
+#[cfg(target_arch = "x86_64")]
+const K_AVX2: u8 = 2;
+
+/// All blocks of `frames` (pixels `base..base + st.len()` of each) into the state of a tile
+/// with the given kernel (`Avx2` only when [`use_avx2`] found it): identical integers.
+fn exact_update_blocks(
+    st: &mut ExactState<'_>,
+    frames: &[&[i16]],
+    base: usize,
+    empty: bool,
+    kernel: ExactKernel,
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        ExactKernel::Avx2 => {
+            // SAFETY: `ExactKernel::Avx2` is only chosen when `use_avx2` found the CPU
+            // supports AVX2, the only requirement of a `#[target_feature]` function.
+            unsafe { exact_blocks_avx2(st, frames, base, empty) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        ExactKernel::Sse2 => exact_blocks::<K_SSE2>(st, frames, base, empty),
+        _ => exact_blocks::<K_PORTABLE>(st, frames, base, empty),
+    }
+}
+
+/// [`exact_blocks`] with the AVX2 block sums (the state update also compiled for AVX2).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn exact_blocks_avx2(st: &mut ExactState<'_>, frames: &[&[i16]], base: usize, empty: bool) {
+    exact_blocks::<K_AVX2>(st, frames, base, empty);
+}
+
+/// Every block of at most `EXACT_BLOCK` frames over the tile, one after the other (the
+/// tile's state stays in cache between blocks), `EXACT_GROUP` pixels at a time with the
+/// kernel `KIND`, then the remainder one by one (portable code, the same integers).
+#[inline(always)]
+fn exact_blocks<const KIND: u8>(
+    st: &mut ExactState<'_>,
+    frames: &[&[i16]],
+    base: usize,
+    empty: bool,
+) {
+    let len = st.sum.len();
+    let groups = len / EXACT_GROUP;
+    let mut sub: [&[i16]; EXACT_BLOCK] = [&[]; EXACT_BLOCK];
+    for (b, block) in frames.chunks(EXACT_BLOCK).enumerate() {
+        let k = block.len();
+        for (s, f) in sub.iter_mut().zip(block) {
+            *s = &f[base..base + len];
+        }
+        let sub = &sub[..k];
+        let first = empty && b == 0;
+        for g in 0..groups {
+            let i0 = g * EXACT_GROUP;
+            let sums = exact_group_sums::<KIND>(sub, i0);
+            exact_apply(st, sub, i0, first, &sums);
+        }
+        for i in groups * EXACT_GROUP..len {
+            let sums = exact_sums::<1>(sub, i);
+            exact_apply(st, sub, i, first, &sums);
+        }
+    }
+}
+
+/// The block sums of one group with the kernel `KIND`.
+#[inline(always)]
+fn exact_group_sums<const KIND: u8>(frames: &[&[i16]], i0: usize) -> ExactSums<EXACT_GROUP> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if KIND == K_AVX2 {
+            // SAFETY: `K_AVX2` is only instantiated by `exact_blocks_avx2`, which runs only
+            // after `use_avx2` found AVX2 on this CPU.
+            return unsafe { exact_sums_avx2(frames, i0) };
+        }
+        if KIND == K_SSE2 {
+            // SAFETY: SSE2 is part of the x86_64 baseline, so every x86_64 CPU has it.
+            return unsafe { exact_sums_sse2(frames, i0) };
+        }
+    }
+    exact_sums::<EXACT_GROUP>(frames, i0)
+}
+
+/// Block sums of `W` pixels of the exact kernel (see [`exact_sums`]).
+struct ExactSums<const W: usize> {
+    /// The shift: each pixel's sample in the block's first frame.
+    c: [i16; W],
+    /// Block minimum.
+    lo: [i16; W],
+    /// Block maximum.
+    hi: [i16; W],
+    /// `sum (x - c)` (wrapping `i32`; exact when the range check passes).
+    s1: [i32; W],
+    /// `sum (x - c)^2` (wrapping `i32`; exact when the range check passes).
+    s2: [i32; W],
+}
+
+/// Block sums of pixels `i0..i0 + W` (plain Rust): `c` = the first frame's samples, min/max
+/// on the raw samples, and the sums of `d = x - c` (a wrapping 16-bit difference) and `d^2`
+/// in `i32` over the other frames (`d = 0` for the first).
+#[inline(always)]
+fn exact_sums<const W: usize>(frames: &[&[i16]], i0: usize) -> ExactSums<W> {
+    let mut c = [0i16; W];
+    c.copy_from_slice(&frames[0][i0..i0 + W]);
+    let mut lo = c;
+    let mut hi = c;
+    let mut s1 = [0i32; W];
+    let mut s2 = [0i32; W];
+    for f in &frames[1..] {
+        let x = &f[i0..i0 + W];
+        for j in 0..W {
+            let v = x[j];
+            lo[j] = lo[j].min(v);
+            hi[j] = hi[j].max(v);
+            let d = i32::from(v.wrapping_sub(c[j]));
+            s1[j] = s1[j].wrapping_add(d);
+            s2[j] = s2[j].wrapping_add(d.wrapping_mul(d));
+        }
+    }
+    ExactSums { c, lo, hi, s1, s2 }
+}
+
+/// [`exact_sums`] for 16 pixels with SSE2 intrinsics, two frames at a time: the two frames'
+/// 16-bit deviations are interleaved per pixel (`unpacklo/hi`), so one `pmaddwd` gives
+/// `d0^2 + d1^2` and another (by ones) `d0 + d1` per pixel in `i32`: 10 vector operations per
+/// 8 pixels and 2 frames instead of ~16. The same integers as [`exact_sums`] whenever the
+/// range check passes (`|d| <= EXACT_LIM`, so no pair sum and no partial sum overflows);
+/// otherwise both are discarded by the caller.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn exact_sums_sse2(frames: &[&[i16]], i0: usize) -> ExactSums<EXACT_GROUP> {
+    use std::arch::x86_64::*;
+    macro_rules! ld {
+        ($f:expr, $h:expr) => {{
+            let x = &$f[i0 + 8 * $h..i0 + 8 * $h + 8];
+            // SAFETY: `x` is 8 `i16` = 16 bytes; `loadu` has no alignment requirement.
+            unsafe { _mm_loadu_si128(x.as_ptr().cast()) }
+        }};
+    }
+    let ones = _mm_set1_epi16(1);
+    let zero = _mm_setzero_si128();
+    let mut out = ExactSums {
+        c: [0; EXACT_GROUP],
+        lo: [0; EXACT_GROUP],
+        hi: [0; EXACT_GROUP],
+        s1: [0; EXACT_GROUP],
+        s2: [0; EXACT_GROUP],
+    };
+    for h in 0..2 {
+        let c = ld!(frames[0], h);
+        let (mut lo, mut hi) = (c, c);
+        let (mut s1l, mut s1h, mut s2l, mut s2h) = (zero, zero, zero, zero);
+        let mut pairs = frames[1..].chunks_exact(2);
+        for p in &mut pairs {
+            let x0 = ld!(p[0], h);
+            let x1 = ld!(p[1], h);
+            lo = _mm_min_epi16(lo, _mm_min_epi16(x0, x1));
+            hi = _mm_max_epi16(hi, _mm_max_epi16(x0, x1));
+            let d0 = _mm_sub_epi16(x0, c);
+            let d1 = _mm_sub_epi16(x1, c);
+            let u = _mm_unpacklo_epi16(d0, d1);
+            let v = _mm_unpackhi_epi16(d0, d1);
+            s1l = _mm_add_epi32(s1l, _mm_madd_epi16(u, ones));
+            s1h = _mm_add_epi32(s1h, _mm_madd_epi16(v, ones));
+            s2l = _mm_add_epi32(s2l, _mm_madd_epi16(u, u));
+            s2h = _mm_add_epi32(s2h, _mm_madd_epi16(v, v));
+        }
+        if let [f] = pairs.remainder() {
+            let x0 = ld!(f, h);
+            lo = _mm_min_epi16(lo, x0);
+            hi = _mm_max_epi16(hi, x0);
+            let d0 = _mm_sub_epi16(x0, c);
+            let u = _mm_unpacklo_epi16(d0, zero);
+            let v = _mm_unpackhi_epi16(d0, zero);
+            s1l = _mm_add_epi32(s1l, _mm_madd_epi16(u, ones));
+            s1h = _mm_add_epi32(s1h, _mm_madd_epi16(v, ones));
+            s2l = _mm_add_epi32(s2l, _mm_madd_epi16(u, u));
+            s2h = _mm_add_epi32(s2h, _mm_madd_epi16(v, v));
+        }
+        let o = 8 * h;
+        // SAFETY: every store writes 16 bytes inside a local array of at least `o + 8`
+        // elements of the stored type; `storeu` has no alignment requirement.
+        unsafe {
+            _mm_storeu_si128(out.c[o..o + 8].as_mut_ptr().cast(), c);
+            _mm_storeu_si128(out.lo[o..o + 8].as_mut_ptr().cast(), lo);
+            _mm_storeu_si128(out.hi[o..o + 8].as_mut_ptr().cast(), hi);
+            _mm_storeu_si128(out.s1[o..o + 4].as_mut_ptr().cast(), s1l);
+            _mm_storeu_si128(out.s1[o + 4..o + 8].as_mut_ptr().cast(), s1h);
+            _mm_storeu_si128(out.s2[o..o + 4].as_mut_ptr().cast(), s2l);
+            _mm_storeu_si128(out.s2[o + 4..o + 8].as_mut_ptr().cast(), s2h);
+        }
+    }
+    out
+}
+
+/// [`exact_sums_sse2`] with 256-bit vectors (one vector = 16 pixels). `unpacklo/hi` work
+/// within 128-bit lanes, so the `i32` sums come out as pixels 0-3 | 8-11 and 4-7 | 12-15 and
+/// are put back in order with two lane permutations.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn exact_sums_avx2(frames: &[&[i16]], i0: usize) -> ExactSums<EXACT_GROUP> {
+    use std::arch::x86_64::*;
+    macro_rules! ld {
+        ($f:expr) => {{
+            let x = &$f[i0..i0 + 16];
+            // SAFETY: `x` is 16 `i16` = 32 bytes; `loadu` has no alignment requirement.
+            unsafe { _mm256_loadu_si256(x.as_ptr().cast()) }
+        }};
+    }
+    let ones = _mm256_set1_epi16(1);
+    let zero = _mm256_setzero_si256();
+    let c = ld!(frames[0]);
+    let (mut lo, mut hi) = (c, c);
+    let (mut s1l, mut s1h, mut s2l, mut s2h) = (zero, zero, zero, zero);
+    let mut pairs = frames[1..].chunks_exact(2);
+    for p in &mut pairs {
+        let x0 = ld!(p[0]);
+        let x1 = ld!(p[1]);
+        lo = _mm256_min_epi16(lo, _mm256_min_epi16(x0, x1));
+        hi = _mm256_max_epi16(hi, _mm256_max_epi16(x0, x1));
+        let d0 = _mm256_sub_epi16(x0, c);
+        let d1 = _mm256_sub_epi16(x1, c);
+        let u = _mm256_unpacklo_epi16(d0, d1);
+        let v = _mm256_unpackhi_epi16(d0, d1);
+        s1l = _mm256_add_epi32(s1l, _mm256_madd_epi16(u, ones));
+        s1h = _mm256_add_epi32(s1h, _mm256_madd_epi16(v, ones));
+        s2l = _mm256_add_epi32(s2l, _mm256_madd_epi16(u, u));
+        s2h = _mm256_add_epi32(s2h, _mm256_madd_epi16(v, v));
+    }
+    if let [f] = pairs.remainder() {
+        let x0 = ld!(f);
+        lo = _mm256_min_epi16(lo, x0);
+        hi = _mm256_max_epi16(hi, x0);
+        let d0 = _mm256_sub_epi16(x0, c);
+        let u = _mm256_unpacklo_epi16(d0, zero);
+        let v = _mm256_unpackhi_epi16(d0, zero);
+        s1l = _mm256_add_epi32(s1l, _mm256_madd_epi16(u, ones));
+        s1h = _mm256_add_epi32(s1h, _mm256_madd_epi16(v, ones));
+        s2l = _mm256_add_epi32(s2l, _mm256_madd_epi16(u, u));
+        s2h = _mm256_add_epi32(s2h, _mm256_madd_epi16(v, v));
+    }
+    let mut out = ExactSums {
+        c: [0; EXACT_GROUP],
+        lo: [0; EXACT_GROUP],
+        hi: [0; EXACT_GROUP],
+        s1: [0; EXACT_GROUP],
+        s2: [0; EXACT_GROUP],
+    };
+    // SAFETY: every store writes 32 bytes inside a local array of 32 bytes (16 `i16`) or of
+    // at least `8 + 8` `i32`; `storeu` has no alignment requirement.
+    unsafe {
+        _mm256_storeu_si256(out.c.as_mut_ptr().cast(), c);
+        _mm256_storeu_si256(out.lo.as_mut_ptr().cast(), lo);
+        _mm256_storeu_si256(out.hi.as_mut_ptr().cast(), hi);
+        _mm256_storeu_si256(
+            out.s1[..8].as_mut_ptr().cast(),
+            _mm256_permute2x128_si256::<0x20>(s1l, s1h),
+        );
+        _mm256_storeu_si256(
+            out.s1[8..].as_mut_ptr().cast(),
+            _mm256_permute2x128_si256::<0x31>(s1l, s1h),
+        );
+        _mm256_storeu_si256(
+            out.s2[..8].as_mut_ptr().cast(),
+            _mm256_permute2x128_si256::<0x20>(s2l, s2h),
+        );
+        _mm256_storeu_si256(
+            out.s2[8..].as_mut_ptr().cast(),
+            _mm256_permute2x128_si256::<0x31>(s2l, s2h),
+        );
+    }
+    out
+}
+
+/// Adds one group's block to the state of pixels `i0..i0 + W`: pixels whose block range
+/// keeps `|x - c| <= EXACT_LIM` add the exact `sum x = S1 + K c` and
+/// `sum x^2 = S2 + 2 c S1 + K c^2` (all in `i64`); any other pixel is summed directly in
+/// `i64` over the block instead (the same integers). `first`: the state is empty and is
+/// written without being read.
+#[inline(always)]
+fn exact_apply<const W: usize>(
+    st: &mut ExactState<'_>,
+    frames: &[&[i16]],
+    i0: usize,
+    first: bool,
+    s: &ExactSums<W>,
+) {
+    let k = frames.len() as i64;
+    let mut ok = [false; W];
+    let mut all = true;
+    for (j, ok) in ok.iter_mut().enumerate() {
+        let cj = i32::from(s.c[j]);
+        let r = (i32::from(s.hi[j]) - cj).max(cj - i32::from(s.lo[j]));
+        *ok = r <= EXACT_LIM;
+        all &= *ok;
+    }
+    let mut add_s = [0i64; W];
+    let mut add_q = [0u64; W];
+    for j in 0..W {
+        let cj = i64::from(s.c[j]);
+        let a = i64::from(s.s1[j]);
+        add_s[j] = a + k * cj;
+        add_q[j] = (i64::from(s.s2[j]) + cj * (2 * a + k * cj)) as u64;
+    }
+    if !all {
+        for j in 0..W {
+            if !ok[j] {
+                let (mut sx, mut sq) = (0i64, 0u64);
+                for f in frames {
+                    let v = i64::from(f[i0 + j]);
+                    sx += v;
+                    sq += (v * v) as u64;
+                }
+                add_s[j] = sx;
+                add_q[j] = sq;
+            }
+        }
+    }
+    let sum = &mut st.sum[i0..i0 + W];
+    let sumsq = &mut st.sumsq[i0..i0 + W];
+    let slo = &mut st.lo[i0..i0 + W];
+    let shi = &mut st.hi[i0..i0 + W];
+    if first {
+        sum.copy_from_slice(&add_s);
+        sumsq.copy_from_slice(&add_q);
+        slo.copy_from_slice(&s.lo);
+        shi.copy_from_slice(&s.hi);
+        return;
+    }
+    for j in 0..W {
+        sum[j] = sum[j].wrapping_add(add_s[j]);
+        sumsq[j] = sumsq[j].wrapping_add(add_q[j]);
+        slo[j] = slo[j].min(s.lo[j]);
+        shi[j] = shi[j].max(s.hi[j]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1641,5 +2374,246 @@ mod tests {
         assert_eq!(used, fresh);
         used.reset_with_frames::<u16>(&[]).unwrap();
         assert_eq!(used, PixelStats::new(npix));
+    }
+
+    /// The exact integer statistics of `frames` by the definition (i64 sums, one frame at a
+    /// time): the reference for [`I16PixelStats`].
+    fn exact_truth(npix: usize, frames: &[Vec<i16>]) -> (Vec<i64>, Vec<u64>, Vec<i16>, Vec<i16>) {
+        let mut s = vec![0i64; npix];
+        let mut q = vec![0u64; npix];
+        let mut lo = vec![i16::MAX; npix];
+        let mut hi = vec![i16::MIN; npix];
+        for f in frames {
+            for i in 0..npix {
+                let v = i64::from(f[i]);
+                s[i] += v;
+                q[i] += (v * v) as u64;
+                lo[i] = lo[i].min(f[i]);
+                hi[i] = hi[i].max(f[i]);
+            }
+        }
+        (s, q, lo, hi)
+    }
+
+    /// int16 frames for the exact-kernel tests: a 1500 ADU pedestal with +-40 noise, every
+    /// 5th pixel +-8000 (just inside the bound 8191 about the block's first sample only when
+    /// both ends are not hit, so some blocks fall back), every 7th the full i16 range (always
+    /// falls back), every 11th a 30,000 pedestal (large values), a hot pixel jumping by
+    /// 20,000 every 13th frame.
+    fn exact_frames(rng: &mut ChaCha8Rng, npix: usize, n: usize) -> Vec<Vec<i16>> {
+        (0..n)
+            .map(|k| {
+                (0..npix)
+                    .map(|i| {
+                        if i % 7 == 3 {
+                            rng.random_range(i16::MIN..=i16::MAX)
+                        } else if i % 5 == 1 {
+                            (1500 + rng.random_range(-8000..=8000i32)) as i16
+                        } else if i % 11 == 2 {
+                            30_000 + rng.random_range(-40..=40i16)
+                        } else if i == 4 && k % 13 == 0 {
+                            21_500 + rng.random_range(-40..=40i16)
+                        } else {
+                            1500 + rng.random_range(-40..=40i16)
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exact_i16_equals_integer_truth_for_every_split_kernel_and_thread_count() {
+        // 1,003 pixels (odd remainders for the 16-pixel groups and the tiles), 77 frames of
+        // `exact_frames`. The integer state must equal the definition exactly (no tolerance:
+        // integer sums are exact) for: frames one by one, `push_frames` in blocks of 1, 2, 3,
+        // 31, 32, 33, 77 and mixed sizes, with the portable, SSE2 and AVX2 kernels;
+        // `push_frames_par` on pools of 1 and 3 threads with tiles of 1,003, 64, 48 and 7
+        // pixels. It also checks that the fallback (block range over the bound) was used.
+        let mut rng = ChaCha8Rng::seed_from_u64(20);
+        let npix = 1003;
+        let frames = exact_frames(&mut rng, npix, 77);
+        let refs: Vec<&[i16]> = frames.iter().map(|f| &f[..]).collect();
+        let (s, q, lo, hi) = exact_truth(npix, &frames);
+        let check = |p: &I16PixelStats, what: &str| {
+            assert_eq!(p.n_frames(), 77, "{what}");
+            assert_eq!(p.sum(), &s[..], "{what}: sum");
+            assert_eq!(p.sum_squares(), &q[..], "{what}: sum of squares");
+            assert_eq!(p.min(), Some(&lo[..]), "{what}: min");
+            assert_eq!(p.max(), Some(&hi[..]), "{what}: max");
+        };
+        let mut kernels = vec![ExactKernel::Portable];
+        if cfg!(target_arch = "x86_64") {
+            kernels.push(ExactKernel::Sse2);
+        }
+        if use_avx2(true) {
+            kernels.push(ExactKernel::Avx2);
+        }
+        let mut one = I16PixelStats::new(npix);
+        for f in &refs {
+            one.push_frame(f).unwrap();
+        }
+        check(&one, "one by one");
+        for &kernel in &kernels {
+            for sizes in [
+                &[1usize][..],
+                &[2],
+                &[3],
+                &[31],
+                &[32],
+                &[33],
+                &[77],
+                &[5, 1, 64, 2, 33],
+            ] {
+                let mut p = I16PixelStats::new(npix);
+                let (mut start, mut b) = (0, 0);
+                while start < refs.len() {
+                    let k = sizes[b % sizes.len()].min(refs.len() - start);
+                    p.push_frames_with(&refs[start..start + k], kernel).unwrap();
+                    start += k;
+                    b += 1;
+                }
+                check(&p, &format!("{kernel:?}, blocks {sizes:?}"));
+            }
+        }
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for tile in [npix, 64, 48, 7] {
+                for &kernel in &kernels {
+                    let p = pool.install(|| {
+                        let mut p = I16PixelStats::new(npix);
+                        p.push_frames_par_with(&refs[..40], kernel, tile).unwrap();
+                        p.push_frames_par_with(&refs[40..], kernel, tile).unwrap();
+                        p
+                    });
+                    check(&p, &format!("{threads} threads, tile {tile}, {kernel:?}"));
+                }
+            }
+        }
+        let mut p = I16PixelStats::new(npix);
+        p.push_frames_par(&refs).unwrap();
+        check(&p, "push_frames_par");
+        // The fallback was exercised: some block of 32 frames has a pixel with a deviation
+        // from the block's first sample beyond the bound.
+        let wide = (0..npix).any(|i| {
+            let c = i32::from(frames[0][i]);
+            frames[..32]
+                .iter()
+                .any(|f| (i32::from(f[i]) - c).abs() > EXACT_LIM)
+        });
+        assert!(wide);
+    }
+
+    #[test]
+    fn exact_i16_merge_edges_and_conversion() {
+        // Partials merged in any order equal the single pass exactly; empty partials; shape and
+        // length errors leave the state unchanged; the f64 arrays: mean and M2 against the
+        // two-pass f64 truth (1e-15 relative on the mean: one rounding of the exact value;
+        // M2 against the exact rational (n S2 - S1^2)/n computed in i128: 2 ulp), min/max
+        // exactly; an empty state converts to PixelStats::new.
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let npix = 301;
+        let frames = exact_frames(&mut rng, npix, 50);
+        let refs: Vec<&[i16]> = frames.iter().map(|f| &f[..]).collect();
+        let mut single = I16PixelStats::new(npix);
+        single.push_frames(&refs).unwrap();
+        let part = |r: std::ops::Range<usize>| {
+            let mut p = I16PixelStats::new(npix);
+            p.push_frames(&refs[r]).unwrap();
+            p
+        };
+        let (a, b, c) = (part(0..7), part(7..40), part(40..50));
+        let mut m = I16PixelStats::new(npix);
+        for p in [&c, &a, &I16PixelStats::new(npix), &b] {
+            m.merge(p).unwrap();
+        }
+        assert_eq!(m, single);
+        let mut m = b.clone();
+        m.merge(&c).unwrap();
+        m.merge(&a).unwrap();
+        assert_eq!(m, single);
+        assert_eq!(
+            m.merge(&I16PixelStats::new(3)),
+            Err(StatsError::ShapeMismatch {
+                this: npix,
+                other: 3
+            })
+        );
+        assert!(m.push_frames(&[refs[0], &refs[1][..5]]).is_err());
+        assert!(m.push_frames_par(&[refs[0], &refs[1][..5]]).is_err());
+        assert_eq!(m, single);
+        let arrays = single.clone().into_arrays();
+        assert_eq!(arrays.frames, 50);
+        for i in 0..npix {
+            let col: Vec<f64> = frames.iter().map(|f| f64::from(f[i])).collect();
+            let n = col.len() as f64;
+            let mean = col.iter().sum::<f64>() / n;
+            let m2: f64 = col.iter().map(|x| (x - mean) * (x - mean)).sum();
+            assert!(rel(arrays.mean[i], mean) <= 1e-15, "pixel {i}");
+            assert!(rel(arrays.m2[i], m2) < 1e-12, "pixel {i}");
+            let (s, q) = (
+                i128::from(single.sum()[i]),
+                i128::from(single.sum_squares()[i]),
+            );
+            let exact = (50 * q - s * s) as f64 / 50.0;
+            assert!(rel(arrays.m2[i], exact) <= 4.5e-16, "pixel {i}");
+            assert_eq!(arrays.min[i], col.iter().copied().fold(f64::MAX, f64::min));
+            assert_eq!(arrays.max[i], col.iter().copied().fold(f64::MIN, f64::max));
+        }
+        let ps = single.into_pixel_stats();
+        assert_eq!((ps.mean(), ps.m2()), (&arrays.mean[..], &arrays.m2[..]));
+        assert_eq!(I16PixelStats::new(4).into_pixel_stats(), PixelStats::new(4));
+        let e = I16PixelStats::new(2);
+        assert_eq!((e.min(), e.max()), (None, None));
+    }
+
+    #[test]
+    fn exact_finish_fast_path_equals_wide_path() {
+        // The vectorised f64 finish against the u128 reference `exact_mean_m2`, bit for bit,
+        // on states built directly: small sums (fast path), sums of squares at and beyond the
+        // fast path's 2^52 limits (wide path), negative sums, the i16 extremes over 2^34
+        // frames, and a constant pixel (M2 exactly 0). 21 pixels: two groups of 8 + 5 left.
+        let n = 3_000_000u64;
+        let cases: Vec<(i64, u64)> = vec![
+            (0, 0),
+            (-32_768 * 3_000_000, 32_768 * 32_768 * 3_000_000),
+            (32_767 * 3_000_000, 32_767 * 32_767 * 3_000_000),
+            (-5 * 3_000_000 + 17, 25 * 3_000_000 + 1000),
+            (
+                1_500 * 3_000_000 + 12_345,
+                1_500 * 1_500 * 3_000_000 + 9_999_999,
+            ),
+            (1, 1),
+            ((1 << 26) / 3, (1u64 << 52) / n + 5),
+            ((1 << 26) / 3, (1u64 << 52) / n - 5),
+        ];
+        let mut s: Vec<i64> = (0..21).map(|i| cases[i % cases.len()].0).collect();
+        let mut q: Vec<u64> = (0..21).map(|i| cases[i % cases.len()].1).collect();
+        let want: Vec<(f64, f64)> = s
+            .iter()
+            .zip(&q)
+            .map(|(&a, &b)| exact_mean_m2(n, a, b))
+            .collect();
+        exact_finish(n, &mut s, &mut q);
+        for i in 0..21 {
+            assert_eq!(s[i] as u64, want[i].0.to_bits(), "mean {i}");
+            assert_eq!(q[i], want[i].1.to_bits(), "M2 {i}");
+        }
+        // Constant pixel: M2 exactly 0; mean exact.
+        assert_eq!(exact_mean_m2(n, 7 * n as i64, 49 * n), (7.0, 0.0));
+        // Large values, full scale: the exact numerator n q - s^2 (here 3e6 * 3e6 * 32768^2 ...)
+        // over 2^64 goes through the u128 path and stays exact: one pixel at -32768 and
+        // 32767 alternately over n frames: mean -0.5, M2 = n * 32767.5^2.
+        let half = n / 2;
+        let (sa, qa) = (
+            -(half as i64),
+            half * (32_768 * 32_768) + half * (32_767 * 32_767),
+        );
+        let (mean, m2) = exact_mean_m2(n, sa, qa);
+        assert_eq!(mean, -0.5);
+        assert!(rel(m2, n as f64 * 32_767.5f64 * 32_767.5) < 1e-15);
     }
 }

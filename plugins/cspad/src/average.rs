@@ -1,19 +1,24 @@
 //! Averaging a run in one streamed, parallel pass (as `cxi.mpi_average`): per-pixel mean,
 //! population standard deviation, maximum and minimum.
 //!
-//! `cxi.mpi_average` accumulates `sum` and `sumsq` and takes `sqrt(sumsq/N - mean^2)`, which
-//! loses every digit on large pedestals; here each chunk of frames is folded straight into the
-//! run's one running state in one blocked update ([`PixelStats::push_frames_par`]: sums of
-//! deviations from the running mean, merged with Chan's formula), so the result is the same
-//! population standard deviation without the cancellation. The step runs in `run_pass`'s
-//! in-place mode ([`Analysis::fold_in_place`]): chunks are folded in order, each split over
-//! the threads by pixel tiles, while the next chunk is read; no per-chunk partial (73 MB for a
-//! CSPad) is written and merged again. A pixel's arithmetic does not depend on its tile, so
-//! the result is identical for any thread count.
+//! `cxi.mpi_average` accumulates `sum` and `sumsq` in float64 and takes
+//! `sqrt(sumsq/N - mean^2)`, which loses every digit on large pedestals. Here int16 frames
+//! (CSPad's raw type) are accumulated exactly, as integers ([`I16PixelStats`]: per pixel the
+//! `i64` sum, the `u64` sum of squares, `i16` min and max; 20 bytes of state per pixel), and
+//! the mean and M2 are formed once at the end from the exact integers (`n S2 - S1^2` is an
+//! exact integer, so there is no cancellation however large the pedestal). Frames of any
+//! other sample type go into the `f64` running state ([`PixelStats`]: per-pixel sums of
+//! deviations from the running mean merged with Chan's formula); a run that starts with
+//! int16 frames and then meets another type converts its integer state once (mean rounded
+//! once, M2 twice). Each chunk of frames is folded straight into the run's one state
+//! (`run_pass`'s in-place mode, [`Analysis::fold_in_place`]) in blocked updates with pixel
+//! tiles spread over the threads, while the next chunk is read; no per-chunk partial is
+//! written and merged. A pixel's arithmetic does not depend on its tile, so the result is
+//! identical for any thread count; for int16 runs it does not depend on the chunking either.
 
 use caliper_core::error::RunError;
 use caliper_core::pipeline::Analysis;
-use caliper_core::stats::PixelStats;
+use caliper_core::stats::{I16PixelStats, PixelStats};
 use rayon::prelude::*;
 
 use crate::io::frames::{Frame, FrameData};
@@ -23,19 +28,64 @@ use crate::io::frames::{Frame, FrameData};
 pub struct Average {
     /// Pixels per frame.
     pub n_pixels: usize,
+    /// Accumulate int16 frames in the `f64` state too (see [`Average::with_f64_state`]).
+    f64_state: bool,
 }
 
-/// At most this many frames per blocked update: 32 frame streams (plus the four state arrays)
-/// stay within the CPU's prefetchers and first-level TLB; a longer chunk is reduced in
-/// several blocks, one after the other on each pixel tile while the tile's state is in cache
-/// ([`PixelStats::push_frames_par`]).
+/// At most this many frames per blocked update of the `f64` state: 32 frame streams (plus the
+/// four state arrays) stay within the CPU's prefetchers and first-level TLB; a longer chunk is
+/// reduced in several blocks, one after the other on each pixel tile while the tile's state is
+/// in cache ([`PixelStats::push_frames_par`]). The exact int16 state uses blocks of 32 too.
 const MAX_BLOCK: usize = 32;
 
 /// Partial state: the statistics and whether every frame was integer.
 #[derive(Debug, Clone)]
 pub struct AveragePartial {
-    stats: Option<PixelStats>,
+    stats: Option<Acc>,
     integer: bool,
+}
+
+/// The running statistics: exact integer sums while every frame so far is `i16` (CSPad's raw
+/// type; 20 bytes of state per pixel, independent of how the frames are chunked), else the
+/// `f64` running mean/M2 (32 bytes per pixel), into which the integer state is converted when
+/// the first frame of another sample type arrives.
+#[derive(Debug, Clone)]
+enum Acc {
+    /// Only `i16` frames so far.
+    Exact(I16PixelStats),
+    /// At least one frame of another type.
+    Float(PixelStats),
+}
+
+impl Acc {
+    /// An empty state for a run whose first frame is `data` (`f64`: always the `f64` state).
+    fn for_frame(data: &FrameData, n_pixels: usize, f64: bool) -> Self {
+        match data {
+            FrameData::I16(_) if !f64 => Acc::Exact(I16PixelStats::new(n_pixels)),
+            _ => Acc::Float(PixelStats::new(n_pixels)),
+        }
+    }
+
+    /// The `f64` state, converting the integer one (mean rounded once, M2 twice, see
+    /// [`I16PixelStats`]) the first time it is needed.
+    fn float(&mut self) -> &mut PixelStats {
+        if let Acc::Exact(e) = self {
+            let e = std::mem::replace(e, I16PixelStats::new(0));
+            *self = Acc::Float(e.into_pixel_stats());
+        }
+        match self {
+            Acc::Float(f) => f,
+            Acc::Exact(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// The state as `f64` statistics.
+    fn into_float(self) -> PixelStats {
+        match self {
+            Acc::Exact(e) => e.into_pixel_stats(),
+            Acc::Float(f) => f,
+        }
+    }
 }
 
 /// The averages of a run.
@@ -58,7 +108,20 @@ pub struct Averages {
 impl Average {
     /// The averaging step over frames of `n_pixels` pixels.
     pub fn new(n_pixels: usize) -> Self {
-        Self { n_pixels }
+        Self {
+            n_pixels,
+            f64_state: false,
+        }
+    }
+
+    /// The same step with every frame, int16 included, accumulated in the `f64` state
+    /// ([`PixelStats`], the path int16 runs took before the exact integer state): for A/B
+    /// benchmarks and cross-checks. Results agree with [`Average::new`]'s within rounding.
+    pub fn with_f64_state(n_pixels: usize) -> Self {
+        Self {
+            n_pixels,
+            f64_state: true,
+        }
     }
 
     /// A frame with the wrong number of pixels is an input error naming file and frame.
@@ -104,17 +167,20 @@ impl Analysis<Frame> for Average {
         self.check_shape(e, index)?;
         let s = p
             .stats
-            .get_or_insert_with(|| PixelStats::new(self.n_pixels));
+            .get_or_insert_with(|| Acc::for_frame(&e.data, self.n_pixels, self.f64_state));
         let r = match &e.data {
-            FrameData::I16(v) => s.push_frame(v),
-            FrameData::I32(v) => s.push_frame(v),
+            FrameData::I16(v) => match s {
+                Acc::Exact(x) => x.push_frame(v),
+                Acc::Float(f) => f.push_frame(v),
+            },
+            FrameData::I32(v) => s.float().push_frame(v),
             FrameData::F32(v) => {
                 p.integer = false;
-                s.push_frame(v)
+                s.float().push_frame(v)
             }
             FrameData::F64(v) => {
                 p.integer = false;
-                s.push_frame(v)
+                s.float().push_frame(v)
             }
         };
         r.map_err(|err| {
@@ -127,14 +193,17 @@ impl Analysis<Frame> for Average {
     }
 
     /// The fast path: the chunk's frames in blocked updates of the accumulated state
-    /// ([`PixelStats::push_frames_par`], pixel tiles over the threads), so the
-    /// 32-byte-per-pixel state goes through memory once per chunk instead of once per frame.
+    /// ([`I16PixelStats::push_frames_par`] for int16 frames, else
+    /// [`PixelStats::push_frames_par`]; pixel tiles over the threads), so the state (20 or 32
+    /// bytes per pixel) goes through memory once per chunk instead of once per frame.
     /// Consecutive frames of the same sample type go in one call (a run mixing int and float
-    /// inputs gives several), reduced in blocks of at most `MAX_BLOCK` = 32 frames. In the in-place
+    /// inputs gives several), reduced in blocks of at most 32 frames. In the in-place
     /// mode [`run_pass`](caliper_core::pipeline::run_pass) calls this on the run's one state,
     /// chunk after chunk in order; the per-pixel result does not depend on the tiling, so 1
-    /// and N threads stay bit-identical. It equals the frame-by-frame [`fold`](Self::fold) up
-    /// to rounding (test `fold_chunk_equals_frame_by_frame`).
+    /// and N threads stay bit-identical. It equals the frame-by-frame [`fold`](Self::fold)
+    /// exactly for int16 runs and up to rounding otherwise (tests
+    /// `int16_averages_exact_for_1_and_2_threads_and_any_chunking`,
+    /// `fold_chunk_equals_frame_by_frame`).
     fn fold_chunk(
         &self,
         p: &mut AveragePartial,
@@ -152,19 +221,22 @@ impl Analysis<Frame> for Average {
                 .position(|e| std::mem::discriminant(&e.data) != kind)
                 .map_or(events.len(), |n| start + n);
             let block = &events[start..end];
-            let s = p
-                .stats
-                .get_or_insert_with(|| PixelStats::new(self.n_pixels));
+            let s = p.stats.get_or_insert_with(|| {
+                Acc::for_frame(&block[0].data, self.n_pixels, self.f64_state)
+            });
             // Shapes were checked above, so these cannot fail on length; map anyway.
             let r = match &block[0].data {
-                FrameData::I16(_) => s.push_frames_par(
-                    &slices(block, |d| match d {
+                FrameData::I16(_) => {
+                    let frames = slices(block, |d| match d {
                         FrameData::I16(v) => Some(&v[..]),
                         _ => None,
-                    }),
-                    MAX_BLOCK,
-                ),
-                FrameData::I32(_) => s.push_frames_par(
+                    });
+                    match s {
+                        Acc::Exact(x) => x.push_frames_par(&frames),
+                        Acc::Float(f) => f.push_frames_par(&frames, MAX_BLOCK),
+                    }
+                }
+                FrameData::I32(_) => s.float().push_frames_par(
                     &slices(block, |d| match d {
                         FrameData::I32(v) => Some(&v[..]),
                         _ => None,
@@ -173,7 +245,7 @@ impl Analysis<Frame> for Average {
                 ),
                 FrameData::F32(_) => {
                     p.integer = false;
-                    s.push_frames_par(
+                    s.float().push_frames_par(
                         &slices(block, |d| match d {
                             FrameData::F32(v) => Some(&v[..]),
                             _ => None,
@@ -183,7 +255,7 @@ impl Analysis<Frame> for Average {
                 }
                 FrameData::F64(_) => {
                     p.integer = false;
-                    s.push_frames_par(
+                    s.float().push_frames_par(
                         &slices(block, |d| match d {
                             FrameData::F64(v) => Some(&v[..]),
                             _ => None,
@@ -217,8 +289,12 @@ impl Analysis<Frame> for Average {
             (_, None) => {}
             (None, Some(n)) => acc.stats = Some(n),
             // Same pixel count by construction (checked in fold), so merge cannot fail.
-            (Some(a), Some(n)) => {
+            // Two integer states merge exactly; otherwise both go to f64.
+            (Some(Acc::Exact(a)), Some(Acc::Exact(n))) => {
                 let _ = a.merge(&n);
+            }
+            (Some(a), Some(n)) => {
+                let _ = a.float().merge(&n.into_float());
             }
         }
     }
@@ -237,7 +313,10 @@ impl Analysis<Frame> for Average {
         };
         // Move the arrays out and turn M2 into the standard deviation in place: no copy of
         // the 73 MB state. Same arithmetic as `PixelStats::std_population`.
-        let mut a = s.into_arrays();
+        let mut a = match s {
+            Acc::Exact(e) => e.into_arrays(),
+            Acc::Float(f) => f.into_arrays(),
+        };
         if a.frames == 0 {
             a.m2.fill(f64::NAN);
         } else {
@@ -354,6 +433,104 @@ mod tests {
                 .zip(&two.std)
                 .all(|(a, b)| a.to_bits() == b.to_bits())
         );
+    }
+
+    #[test]
+    fn int16_averages_exact_for_1_and_2_threads_and_any_chunking() {
+        // 1,000 int16 frames of 2,000 pixels (the exact integer state): pedestals 1,000-31,000
+        // ADU with +-20 ADU noise, every 9th pixel +-9,000 ADU (beyond the kernel's i32
+        // bound, so those blocks are summed directly in i64), a hot pixel jumping to 32,000
+        // every 17th frame. Reference: two-pass float64 (mean, then the sum of squared
+        // deviations) of the same values. Tolerance 1e-9 relative (issue); the exact state
+        // rounds the mean once and M2 twice, so ~1e-16 is expected. Bits identical for 1
+        // and 2 threads and for 32-, 7- and 1000-frame chunks (integer sums do not depend on
+        // the split), and equal to the frame-by-frame partial + merge path.
+        let n = 2000;
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let ped: Vec<i32> = (0..n).map(|_| rng.random_range(1_000..31_000)).collect();
+        let f: Vec<Frame> = (0..1000)
+            .map(|k| {
+                let v: Vec<i16> = ped
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| {
+                        if i == 3 && k % 17 == 0 {
+                            32_000
+                        } else if i % 9 == 0 {
+                            (16_000 + rng.random_range(-9_000..=9_000)) as i16
+                        } else {
+                            (p + rng.random_range(-20..=20)) as i16
+                        }
+                    })
+                    .collect();
+                Frame {
+                    file: "sim".into(),
+                    index_in_file: k,
+                    data: FrameData::I16(v),
+                }
+            })
+            .collect();
+        let one = run_with(1, &f, n, 32, false);
+        let two = run_with(2, &f, n, 32, false);
+        assert_eq!(one.frames, 1000);
+        assert!(one.integer);
+        let (mut wm, mut ws): (f64, f64) = (0.0, 0.0);
+        for i in 0..n {
+            let xs: Vec<f64> = f
+                .iter()
+                .map(|fr| match &fr.data {
+                    FrameData::I16(v) => f64::from(v[i]),
+                    _ => unreachable!(),
+                })
+                .collect();
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            let s = (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64).sqrt();
+            wm = wm.max(((one.mean[i] - m) / m).abs());
+            ws = ws.max(((one.std[i] - s) / s).abs());
+            let mx = xs.iter().copied().fold(f64::MIN, f64::max);
+            let mn = xs.iter().copied().fold(f64::MAX, f64::min);
+            assert_eq!((one.max[i], one.min[i]), (mx, mn), "pixel {i}");
+        }
+        eprintln!("int16, worst relative deviation: mean {wm:.2e}, std {ws:.2e}");
+        assert!(wm < 1e-9 && ws < 1e-9, "mean {wm:.1e}, std {ws:.1e}");
+        let bits = |a: &Averages| {
+            [&a.mean, &a.std, &a.max, &a.min]
+                .iter()
+                .flat_map(|v| v.iter().map(|x| x.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        let want = bits(&one);
+        assert_eq!(bits(&two), want, "1 vs 2 threads");
+        for chunk in [7, 1000] {
+            assert_eq!(
+                bits(&run_with(2, &f, n, chunk, false)),
+                want,
+                "chunk {chunk}"
+            );
+        }
+        assert_eq!(bits(&run_with(2, &f, n, 100, true)), want, "frame by frame");
+        // The f64 state on the same frames (the previous path): within the bounds of
+        // `fold_chunk_equals_frame_by_frame` (1e-14 mean, 1e-12 std), max/min exactly.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let flt = pool.install(|| {
+            let mut src = IterSource::new(f.iter().cloned().map(Ok));
+            let opts = PassOptions {
+                chunk_events: 32,
+                ..PassOptions::default()
+            };
+            run_pass(&mut src, &Average::with_f64_state(n), &opts, &NoProgress)
+                .unwrap()
+                .output
+        });
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+        for i in 0..n {
+            assert!(rel(flt.mean[i], one.mean[i]) < 1e-14, "pixel {i}");
+            assert!(rel(flt.std[i], one.std[i]) < 1e-12, "pixel {i}");
+        }
+        assert_eq!((&flt.max, &flt.min), (&one.max, &one.min));
     }
 
     /// The event-by-event path: everything as [`Average`] except the default `fold_chunk`.
