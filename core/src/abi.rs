@@ -122,7 +122,7 @@ pub const fn type_fingerprint() -> u64 {
     h
 }
 
-/// Build the header for a plugin whose entry point is `register` (used by [`export_plugin!`]).
+/// Build the header for a plugin whose entry point is `register` (used by [`export_plugin!`](crate::export_plugin)).
 pub const fn make_header(register: RegisterFn) -> PluginHeader {
     let (rustc_version, rustc_version_len) = fixed_text::<128>(RUSTC_VERSION);
     let (core_version, core_version_len) = fixed_text::<32>(CORE_VERSION);

@@ -6,9 +6,9 @@
 //! - [`pipeline`]: the [`Detector`](pipeline::Detector) and [`Analysis`](pipeline::Analysis)
 //!   traits and [`run_pass`](pipeline::run_pass), which folds a lazy event stream in parallel
 //!   chunks and merges them in order, so results are identical for 1 or N threads.
-//! - [`instrument`]: the erased [`Instrument`](instrument::Instrument) a plugin registers, its
-//!   [`RunPlan`](instrument::RunPlan), the [`RunContext`](instrument::RunContext) a run writes
-//!   through, and the [`Registry`](instrument::Registry).
+//! - [`instrument`]: the erased [`Instrument`] a plugin registers, its
+//!   [`RunPlan`], the [`RunContext`] a run writes
+//!   through, and the [`Registry`].
 //! - [`abi`]: run-time plugins (`cdylib`, loaded with `libloading`) behind a checked C header.
 //! - [`config`] and [`units`]: TOML configs with units (`"29.24um"`), defaults and docs in one
 //!   place, every problem reported at once with file, line and key.
