@@ -793,6 +793,128 @@ impl H5Reader {
             })
     }
 
+    /// Rows `start .. start + count` along the first axis of an int8, uint8 or int16 dataset
+    /// (little- or big-endian) as i16, flattened: the file's bytes are decoded once, straight
+    /// to i16 (every such value fits), with no wider intermediate. Other element types are
+    /// refused with an error naming the file, dataset and type; a window past the end returns
+    /// the rows that exist, as [`read_rows_i32`](Self::read_rows_i32) does.
+    pub fn read_rows_i16(
+        &self,
+        name: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<i16>, H5Error> {
+        let mut out = Vec::new();
+        self.read_rows_i16_into(name, start, count, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`read_rows_i16`](Self::read_rows_i16) into a caller's buffer: `out` is cleared and
+    /// refilled (its allocation is reused when large enough).
+    pub fn read_rows_i16_into(
+        &self,
+        name: &str,
+        start: usize,
+        count: usize,
+        out: &mut Vec<i16>,
+    ) -> Result<(), H5Error> {
+        out.clear();
+        match self.read_i16_window(name, start, count)? {
+            I16Window::Raw(raw, kind) => decode_narrow(&raw, kind, out),
+            I16Window::Decoded(v) => *out = v,
+        }
+        Ok(())
+    }
+
+    /// Rows `start .. start + count` of an int8, uint8 or int16 dataset, each row decoded
+    /// straight from the file's bytes into its own `Vec<i16>` of `row_len` values (the
+    /// product of the trailing dimensions; a window that is not whole rows of `row_len` is an
+    /// error naming the rows): one read of the window, one decode per value. Fewer rows come
+    /// back when the window passes the end.
+    pub fn read_rows_i16_split(
+        &self,
+        name: &str,
+        start: usize,
+        count: usize,
+        row_len: usize,
+    ) -> Result<Vec<Vec<i16>>, H5Error> {
+        let whole = |values: usize| {
+            if row_len > 0 && values % row_len == 0 {
+                Ok(())
+            } else {
+                Err(self.err(
+                    name,
+                    format!(
+                        "reading rows {start}..{}: {values} values are not whole rows of {row_len}",
+                        start + count
+                    ),
+                ))
+            }
+        };
+        match self.read_i16_window(name, start, count)? {
+            I16Window::Raw(raw, kind) => {
+                let width = kind.width();
+                whole(raw.len() / width)?;
+                Ok(raw
+                    .chunks_exact(row_len * width)
+                    .map(|bytes| {
+                        let mut row = Vec::with_capacity(row_len);
+                        decode_narrow(bytes, kind, &mut row);
+                        row
+                    })
+                    .collect())
+            }
+            I16Window::Decoded(v) => {
+                whole(v.len())?;
+                Ok(v.chunks_exact(row_len).map(<[i16]>::to_vec).collect())
+            }
+        }
+    }
+
+    /// The window's bytes with how to decode them, or (for int8/uint8/int16 with a
+    /// non-standard layout: bit offset, short precision, VAX order) the values as hdf5-pure's
+    /// general decoder gives them.
+    fn read_i16_window(
+        &self,
+        name: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<I16Window, H5Error> {
+        let rows_err = |e: String| {
+            self.err(
+                name,
+                format!("reading rows {start}..{}: {e}", start + count),
+            )
+        };
+        let ds = self.dataset(name)?;
+        let dt = ds.datatype().map_err(|e| rows_err(e.to_string()))?;
+        let Some(kind) = narrow_int(&dt) else {
+            if let Datatype::FixedPoint { size, layout, .. } = &dt
+                && *size <= 2
+                && (layout.signed || *size == 1)
+            {
+                let v = ds
+                    .read_i16_rows(start as u64, count as u64)
+                    .map_err(|e| rows_err(e.to_string()))?;
+                return Ok(I16Window::Decoded(v));
+            }
+            return Err(rows_err(format!(
+                "elements are {dt:?}; an i16 read takes int8, uint8 or int16"
+            )));
+        };
+        let raw = ds
+            .read_raw_rows(start as u64, count as u64)
+            .map_err(|e| rows_err(e.to_string()))?;
+        if raw.len() % kind.width() != 0 {
+            return Err(rows_err(format!(
+                "{} bytes are not whole {}-byte elements",
+                raw.len(),
+                kind.width()
+            )));
+        }
+        Ok(I16Window::Raw(raw, kind))
+    }
+
     /// The raw rows of a table and where `column` sits in each: (bytes, row size, member).
     fn table_column(
         &self,
@@ -922,6 +1044,73 @@ impl H5Reader {
 }
 
 /// A number stored as an HDF5 integer or IEEE float of 1-8 bytes, either byte order.
+/// A window read for the i16 readers.
+enum I16Window {
+    /// Raw element bytes and their type.
+    Raw(Vec<u8>, NarrowInt),
+    /// Values already decoded.
+    Decoded(Vec<i16>),
+}
+
+/// Integer element types of at most 16 bits with the standard layout (no bit offset, full
+/// precision), decoded to i16 without a wider intermediate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NarrowInt {
+    I8,
+    U8,
+    I16Le,
+    I16Be,
+}
+
+impl NarrowInt {
+    fn width(self) -> usize {
+        match self {
+            NarrowInt::I8 | NarrowInt::U8 => 1,
+            NarrowInt::I16Le | NarrowInt::I16Be => 2,
+        }
+    }
+}
+
+fn narrow_int(t: &Datatype) -> Option<NarrowInt> {
+    use hdf5_pure::DatatypeByteOrder as O;
+    let Datatype::FixedPoint {
+        size,
+        byte_order,
+        layout,
+    } = t
+    else {
+        return None;
+    };
+    if layout.bit_offset != 0 || u32::from(layout.bit_precision) != 8 * size {
+        return None;
+    }
+    match (size, layout.signed, byte_order) {
+        (1, true, O::LittleEndian | O::BigEndian) => Some(NarrowInt::I8),
+        (1, false, O::LittleEndian | O::BigEndian) => Some(NarrowInt::U8),
+        (2, true, O::LittleEndian) => Some(NarrowInt::I16Le),
+        (2, true, O::BigEndian) => Some(NarrowInt::I16Be),
+        _ => None,
+    }
+}
+
+/// Append the values of `bytes` (whole elements of `kind`) to `out` as i16.
+fn decode_narrow(bytes: &[u8], kind: NarrowInt, out: &mut Vec<i16>) {
+    match kind {
+        NarrowInt::I8 => out.extend(bytes.iter().map(|&b| i16::from(b as i8))),
+        NarrowInt::U8 => out.extend(bytes.iter().map(|&b| i16::from(b))),
+        NarrowInt::I16Le => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]])),
+        ),
+        NarrowInt::I16Be => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]])),
+        ),
+    }
+}
+
 fn decode_number(t: &Datatype, b: &[u8]) -> Option<f64> {
     let (order, n) = match t {
         Datatype::FixedPoint {
@@ -1092,5 +1281,112 @@ mod tests {
         let c = chunk_shape(&[1000, 32, 185, 388], 8);
         assert_eq!(c, vec![1, 1, 84, 388]);
         assert_eq!(chunk_shape(&[10], 8), vec![10]);
+    }
+    /// Writes int16 (LE and BE), int8, uint8 and uint16 stacks of shape (5, 3, 7), contiguous,
+    /// chunked and chunked + shuffle + deflate, with hdf5-pure's builder (byte order chosen
+    /// explicitly), and returns the file with the values written.
+    fn narrow_stacks(dir: &Path) -> (PathBuf, Vec<i16>) {
+        use hdf5_pure::{DatatypeByteOrder as O, FixedPointLayout};
+        let n = 5 * 3 * 7;
+        let mut v: Vec<i16> = (0..n)
+            .map(|k| ((k * 7919 + 13) % 65536 - 32768) as i16)
+            .collect();
+        v[0] = i16::MIN;
+        v[1] = i16::MAX;
+        v[2] = -1;
+        v[3] = 0;
+        let int = |size: u32, signed: bool, order: O| Datatype::FixedPoint {
+            size,
+            byte_order: order,
+            layout: FixedPointLayout {
+                signed,
+                bit_offset: 0,
+                bit_precision: (8 * size) as u16,
+            },
+        };
+        let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let be: Vec<u8> = v.iter().flat_map(|x| x.to_be_bytes()).collect();
+        let bytes8: Vec<u8> = v.iter().map(|&x| x as u8).collect();
+        let mut fb = FileBuilder::new();
+        for (name, dt, bytes) in [
+            ("le16", int(2, true, O::LittleEndian), &le),
+            ("be16", int(2, true, O::BigEndian), &be),
+            ("i8", int(1, true, O::LittleEndian), &bytes8),
+            ("u8", int(1, false, O::LittleEndian), &bytes8),
+            ("u16", int(2, false, O::LittleEndian), &le),
+        ] {
+            for (suffix, chunks, deflate) in [
+                ("", None, false),
+                ("_chunked", Some([2u64, 3, 7]), false),
+                ("_deflate", Some([1u64, 3, 4]), true),
+            ] {
+                let b = fb.create_dataset(&format!("{name}{suffix}"));
+                b.with_raw_data(dt.clone(), bytes.clone(), n as u64);
+                b.with_shape(&[5, 3, 7]);
+                if let Some(c) = chunks {
+                    b.with_chunks(&c);
+                }
+                if deflate {
+                    b.with_shuffle();
+                    b.with_deflate(4);
+                }
+            }
+        }
+        let path = dir.join("narrow.h5");
+        std::fs::write(&path, fb.finish().unwrap()).unwrap();
+        (path, v)
+    }
+
+    #[test]
+    fn i16_rows_match_the_i32_path_exactly() {
+        // Bitwise: the direct i16 decode must give the very values hdf5-pure's i32 decode
+        // gives, narrowed (exact for int8/uint8/int16), and the values written.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, v) = narrow_stacks(dir.path());
+        let r = H5Reader::open(&path).unwrap();
+        let row = 21;
+        for name in ["le16", "be16", "i8", "u8"] {
+            let written: Vec<i16> = match name {
+                "i8" => v.iter().map(|&x| i16::from(x as u8 as i8)).collect(),
+                "u8" => v.iter().map(|&x| i16::from(x as u8)).collect(),
+                _ => v.clone(),
+            };
+            for suffix in ["", "_chunked", "_deflate"] {
+                let ds = format!("{name}{suffix}");
+                let mut buf = vec![7i16; 3];
+                for (start, count) in [(0, 5), (1, 3), (4, 1), (3, 5), (2, 0)] {
+                    let old: Vec<i16> = r
+                        .read_rows_i32(&ds, start, count)
+                        .unwrap()
+                        .into_iter()
+                        .map(|x| x as i16)
+                        .collect();
+                    let end = (start + count).min(5);
+                    assert_eq!(old, written[start * row..end * row], "{ds} {start}+{count}");
+                    assert_eq!(r.read_rows_i16(&ds, start, count).unwrap(), old, "{ds}");
+                    r.read_rows_i16_into(&ds, start, count, &mut buf).unwrap();
+                    assert_eq!(buf, old, "{ds}");
+                    let split = r.read_rows_i16_split(&ds, start, count, row).unwrap();
+                    assert_eq!(split.len(), end - start, "{ds}");
+                    for (k, s) in split.iter().enumerate() {
+                        assert_eq!(s[..], old[k * row..(k + 1) * row], "{ds} row {k}");
+                    }
+                }
+                let e = r
+                    .read_rows_i16_split(&ds, 0, 5, 20)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("narrow.h5") && e.contains(&ds) && e.contains("rows 0..5"));
+            }
+        }
+        // uint16 values need not fit in i16: refused, naming file, dataset and rows.
+        let e = r
+            .read_rows_i16("u16_chunked", 1, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("narrow.h5") && e.contains("u16_chunked") && e.contains("rows 1..3"),
+            "{e}"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! `/data/cspad`); with `CSPAD_RAW=<file>` it only writes the frames as raw int16 for
 //! `benches/numpy_peer.py`; with `CSPAD_H5=<file>` and `CSPAD_DUMP=<file>` it averages the
 //! stack once and writes mean, std, max and min as raw little-endian f64 (for a comparison
-//! with numpy).
+//! with numpy); with `CSPAD_H5_ONLY=1` it only times the `CSPAD_H5` stacks (1 and 2 threads
+//! per round).
 
 use std::time::Instant;
 
@@ -75,8 +76,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("averaged {} frames, wrote {dump}", out.frames);
         return Ok(());
     }
-    let data = caliper_cspad::bench::simulated_frames(frames);
+    // `CSPAD_H5_ONLY=1`: only the HDF5 passes (skip the memory reference and in-memory bench).
+    let h5_only = std::env::var("CSPAD_H5_ONLY").is_ok_and(|v| v == "1");
+    let data = if h5_only {
+        Vec::new()
+    } else {
+        caliper_cspad::bench::simulated_frames(frames)
+    };
     for round in 0..rounds {
+        if h5_only {
+            bench_h5_files(round, chunk)?;
+            continue;
+        }
         println!(
             "round {round}: memory read bandwidth (1 thread, 1 GB sum): {:.2} GB/s",
             memory_bandwidth()
@@ -96,35 +107,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        let h5 = std::env::var("CSPAD_H5").unwrap_or_default();
-        for p in h5.split(',').filter(|p| !p.is_empty()) {
-            for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()?;
-                let path = std::path::PathBuf::from(p);
-                let n = caliper_cspad::simulate::CSPAD_PIXELS;
-                let (events, secs) = pool
-                    .install(
-                        || -> Result<(u64, f64), Box<dyn std::error::Error + Send + Sync>> {
-                            let t = Instant::now();
-                            let mut src =
-                                FrameSource::open(std::slice::from_ref(&path), "/data/cspad", n)?;
-                            let opts = PassOptions {
-                                chunk_events: chunk,
-                                ..PassOptions::default()
-                            };
-                            let out = run_pass(&mut src, &Average::new(n), &opts, &NoProgress)?;
-                            Ok((out.events, t.elapsed().as_secs_f64()))
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
-                println!(
-                    "round {round}: average {p} threads {threads} {:>8.1} frames/s {:>6.2} GB/s",
-                    events as f64 / secs,
-                    events as f64 * n as f64 * 2.0 / secs / 1e9
-                );
-            }
+        bench_h5_files(round, chunk)?;
+    }
+    Ok(())
+}
+
+/// Average each `CSPAD_H5` stack on 1 and 2 threads (dataset `/data/cspad`), timed from open.
+fn bench_h5_files(round: usize, chunk: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let h5 = std::env::var("CSPAD_H5").unwrap_or_default();
+    for p in h5.split(',').filter(|p| !p.is_empty()) {
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()?;
+            let path = std::path::PathBuf::from(p);
+            let n = caliper_cspad::simulate::CSPAD_PIXELS;
+            let (events, secs) = pool
+                .install(
+                    || -> Result<(u64, f64), Box<dyn std::error::Error + Send + Sync>> {
+                        let t = Instant::now();
+                        let mut src =
+                            FrameSource::open(std::slice::from_ref(&path), "/data/cspad", n)?;
+                        let opts = PassOptions {
+                            chunk_events: chunk,
+                            ..PassOptions::default()
+                        };
+                        let out = run_pass(&mut src, &Average::new(n), &opts, &NoProgress)?;
+                        Ok((out.events, t.elapsed().as_secs_f64()))
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+            println!(
+                "round {round}: average {p} threads {threads} {:>8.1} frames/s {:>6.2} GB/s",
+                events as f64 / secs,
+                events as f64 * n as f64 * 2.0 / secs / 1e9
+            );
         }
     }
     Ok(())
