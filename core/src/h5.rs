@@ -851,6 +851,9 @@ impl H5Reader {
                 ))
             }
         };
+        if let Some(rows) = self.contiguous_i16_rows(name, start, count, row_len) {
+            return Ok(rows);
+        }
         match self.read_i16_window(name, start, count)? {
             I16Window::Raw(raw, kind) => {
                 let width = kind.width();
@@ -869,6 +872,73 @@ impl H5Reader {
                 Ok(v.chunks_exact(row_len).map(<[i16]>::to_vec).collect())
             }
         }
+    }
+
+    /// The fast path of [`read_rows_i16_split`](Self::read_rows_i16_split): an unfiltered
+    /// contiguous int16 dataset (the layout h5py and psana write by default) whose rows hold
+    /// `row_len` values is read straight from the file into each row's vector, one positioned
+    /// read per row and an in-place byte swap only when the file's order is not the host's.
+    /// `None` whenever that does not apply or any read falls short (a truncated file): the
+    /// general path then reads the window and reports the problem as before.
+    #[cfg(unix)]
+    fn contiguous_i16_rows(
+        &self,
+        name: &str,
+        start: usize,
+        count: usize,
+        row_len: usize,
+    ) -> Option<Vec<Vec<i16>>> {
+        use std::os::unix::fs::FileExt;
+        let ds = self.dataset(name).ok()?;
+        let kind = narrow_int(&ds.datatype().ok()?)?;
+        if !matches!(kind, NarrowInt::I16Le | NarrowInt::I16Be) || !ds.filters().is_empty() {
+            return None;
+        }
+        let hdf5_pure::Layout::Contiguous {
+            address: Some(address),
+            size,
+        } = ds.layout().ok()?
+        else {
+            return None;
+        };
+        let shape = ds.shape().ok()?;
+        let (&n0, inner) = shape.split_first()?;
+        let inner = inner.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+        let row_bytes = u64::try_from(row_len).ok()?.checked_mul(2)?;
+        if row_len == 0 || inner != row_len as u64 || n0.checked_mul(row_bytes)? != size {
+            return None;
+        }
+        let first = (start as u64).min(n0);
+        let n = (count as u64).min(n0 - first);
+        let file = std::fs::File::open(&self.path).ok()?;
+        let swap = match kind {
+            NarrowInt::I16Le => cfg!(target_endian = "big"),
+            _ => cfg!(target_endian = "little"),
+        };
+        (first..first + n)
+            .map(|r| {
+                let mut row = vec![0i16; row_len];
+                let at = address.checked_add(r.checked_mul(row_bytes)?)?;
+                file.read_exact_at(bytemuck::cast_slice_mut(&mut row), at)
+                    .ok()?;
+                if swap {
+                    row.iter_mut().for_each(|v| *v = v.swap_bytes());
+                }
+                Some(row)
+            })
+            .collect()
+    }
+
+    /// Non-Unix hosts always take the general path.
+    #[cfg(not(unix))]
+    fn contiguous_i16_rows(
+        &self,
+        _name: &str,
+        _start: usize,
+        _count: usize,
+        _row_len: usize,
+    ) -> Option<Vec<Vec<i16>>> {
+        None
     }
 
     /// The window's bytes with how to decode them, or (for int8/uint8/int16 with a
@@ -1377,6 +1447,36 @@ mod tests {
                     .unwrap_err()
                     .to_string();
                 assert!(e.contains("narrow.h5") && e.contains(&ds) && e.contains("rows 0..5"));
+                // The direct contiguous read is taken exactly for unfiltered contiguous int16
+                // (and declines a row length that does not match the shape).
+                let direct = r.contiguous_i16_rows(&ds, 1, 3, row);
+                let expect_direct = cfg!(unix) && suffix.is_empty() && name.ends_with("16");
+                assert_eq!(direct.is_some(), expect_direct, "{ds}");
+                if let Some(rows) = direct {
+                    assert_eq!(rows.concat(), written[row..4 * row], "{ds}");
+                }
+                assert!(r.contiguous_i16_rows(&ds, 0, 5, 20).is_none(), "{ds}");
+            }
+        }
+        // A file cut inside a contiguous dataset: the direct read declines and the general
+        // path reports the problem with file, dataset and rows (or returns what it can).
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("narrow_cut.h5");
+        let ds = r.dataset("le16").unwrap();
+        let Ok(hdf5_pure::Layout::Contiguous {
+            address: Some(at), ..
+        }) = ds.layout()
+        else {
+            panic!("le16 is contiguous");
+        };
+        let end = at as usize + 2 * row * 2 + 5;
+        if end < bytes.len() {
+            std::fs::write(&cut, &bytes[..end]).unwrap();
+            if let Ok(rc) = H5Reader::open(&cut) {
+                assert!(rc.contiguous_i16_rows("le16", 0, 5, row).is_none());
+                if let Err(e) = rc.read_rows_i16_split("le16", 0, 5, row) {
+                    assert!(e.to_string().contains("narrow_cut.h5"), "{e}");
+                }
             }
         }
         // uint16 values need not fit in i16: refused, naming file, dataset and rows.
