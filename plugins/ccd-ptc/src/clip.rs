@@ -17,13 +17,15 @@
 //!   the bin count) falls back to the older exact method ([`order_stats`]);
 //! - the clipping passes accumulate in 8 f32 lanes per block of 1024 (fixed order, so results
 //!   do not depend on threads), written with SSE2 intrinsics ([`sse2`]; SSE2 is part of the
-//!   x86_64 baseline) because the auto-vectoriser turns the masked sums into per-lane branches;
+//!   x86_64 baseline) because the auto-vectoriser turns the masked sums into per-lane branches,
+//!   and with AVX2 when the CPU has it ([`avx2`], detected at run time: the same lanes, one
+//!   ymm register, two blocks interleaved; also the binning and the gather's target lookup);
 //!   on integer images with unit bins the passes run over the histogram instead (same f32
 //!   window test, exact f64 sums).
 //!
 //! The tests check the quartiles exactly and the clipped mean/variance within stated
-//! tolerances against core on random and adversarial data, and every SSE2 loop bit for bit
-//! against its portable twin.
+//! tolerances against core on random and adversarial data, and every SSE2 and AVX2 loop bit
+//! for bit against its portable twin.
 
 use caliper_core::robust::{AfwClipParams, AfwClipStats, IQR_TO_SIGMA, RobustError};
 
@@ -306,10 +308,12 @@ impl Binning {
     fn bin_block_scan(&self, block: &[f32], idx: &mut [u16]) -> Scan {
         #[cfg(target_arch = "x86_64")]
         {
-            if self.unit {
-                sse2::bin_block_scan::<true>(self, block, idx)
-            } else {
-                sse2::bin_block_scan::<false>(self, block, idx)
+            // SAFETY (both AVX2 calls): AVX2 was detected at run time.
+            match (avx2::available(), self.unit) {
+                (true, true) => unsafe { avx2::bin_block_scan::<true>(self, block, idx) },
+                (true, false) => unsafe { avx2::bin_block_scan::<false>(self, block, idx) },
+                (false, true) => sse2::bin_block_scan::<true>(self, block, idx),
+                (false, false) => sse2::bin_block_scan::<false>(self, block, idx),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -327,7 +331,12 @@ impl Binning {
     fn bin_block(&self, block: &[f32], idx: &mut [u16]) {
         #[cfg(target_arch = "x86_64")]
         {
-            sse2::bin_block(self, block, idx);
+            if avx2::available() {
+                // SAFETY: AVX2 was detected at run time.
+                unsafe { avx2::bin_block(self, block, idx) };
+            } else {
+                sse2::bin_block(self, block, idx);
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -353,7 +362,12 @@ fn scan(data: &[f32]) -> Scan {
 fn pass(data: &[f32], c: f64, h: f64) -> (f64, f64, usize, f64) {
     #[cfg(target_arch = "x86_64")]
     {
-        sse2::pass(data, c, h)
+        if avx2::available() {
+            // SAFETY: AVX2 was detected at run time.
+            unsafe { avx2::pass(data, c, h) }
+        } else {
+            sse2::pass(data, c, h)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -368,7 +382,12 @@ fn pass(data: &[f32], c: f64, h: f64) -> (f64, f64, usize, f64) {
 fn for_groups_matching_ids(idx: &[u16], targets: &[u16], mut f: impl FnMut(usize, u64)) {
     let full = idx.len() / 8 * 8;
     #[cfg(target_arch = "x86_64")]
-    sse2::groups_matching_ids(&idx[..full], targets, &mut f);
+    if avx2::available() {
+        // SAFETY: AVX2 was detected at run time.
+        unsafe { avx2::groups_matching_ids(&idx[..full], targets, &mut f) };
+    } else {
+        sse2::groups_matching_ids(&idx[..full], targets, &mut f);
+    }
     #[cfg(not(target_arch = "x86_64"))]
     groups_matching_ids_scalar(&idx[..full], targets, &mut f);
     groups_matching_ids_scalar(&idx[full..], targets, &mut |s, m| f(full + s, m));
@@ -394,6 +413,317 @@ fn groups_matching_ids_scalar(idx: &[u16], targets: &[u16], f: &mut impl FnMut(u
 /// detection is needed). The compiler's auto-vectoriser turns the masked lane sums of
 /// [`pass_scalar`] into per-lane branches; written out they run ~4x faster. Each function
 /// mirrors its portable twin operation by operation; the tests compare them.
+/// AVX2 versions (runtime-detected) of the SSE2 loops, bit-identical to them: the same 8
+/// f32 lanes per block of 1024 (one ymm register instead of two xmm), two blocks interleaved
+/// so that their independent accumulators hide the add latency; the blocks' lane sums are
+/// then added into the f64 totals in block order, as before.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Binning, NB, Scan};
+    use std::arch::x86_64::*;
+
+    /// [`super::Binning::bin`] on 8 lanes (the operations of the SSE2 `BinLanes::index`).
+    #[inline(always)]
+    unsafe fn index(b: &Binning, x: __m256) -> __m256i {
+        // SAFETY: only called from AVX2-enabled functions (register operations only).
+        unsafe {
+            let t = _mm256_mul_ps(
+                _mm256_sub_ps(x, _mm256_set1_ps(b.lo)),
+                _mm256_set1_ps(b.scale),
+            );
+            let nbf = _mm256_set1_ps(NB as f32);
+            let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(t, nbf);
+            let t1 = _mm256_blendv_ps(nbf, t, lt);
+            let ge = _mm256_cmp_ps::<_CMP_GE_OQ>(t, _mm256_setzero_ps());
+            let t2 = _mm256_blendv_ps(_mm256_set1_ps(-1.0), t1, ge);
+            _mm256_sub_epi32(
+                _mm256_castps_si256(_mm256_add_ps(t2, _mm256_set1_ps(8_388_609.0))),
+                _mm256_set1_epi32(0x4B00_0000),
+            )
+        }
+    }
+
+    /// Two vectors of 8 bin indices (at most NB + 1) packed to 16 u16 in element order.
+    #[inline(always)]
+    unsafe fn pack16(a: __m256i, c: __m256i) -> __m256i {
+        // SAFETY: only called from AVX2-enabled functions (register operations only).
+        // `packs` works per 128-bit half: a0..3 c0..3 a4..7 c4..7; the permute restores order.
+        unsafe { _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, c)) }
+    }
+
+    /// See [`super::sse2::bin_block`] (16 values per step; the tail portable).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn bin_block(b: &Binning, block: &[f32], idx: &mut [u16]) {
+        let n = block.len().min(idx.len());
+        let full = n / 16 * 16;
+        let mut i = 0;
+        // SAFETY: AVX2 is enabled; for i < full, block[i..i + 16] and idx[i..i + 16] are in
+        // bounds (unaligned loads and store).
+        unsafe {
+            while i < full {
+                let a = index(b, _mm256_loadu_ps(block.as_ptr().add(i)));
+                let c = index(b, _mm256_loadu_ps(block.as_ptr().add(i + 8)));
+                _mm256_storeu_si256(idx.as_mut_ptr().add(i) as *mut __m256i, pack16(a, c));
+                i += 16;
+            }
+        }
+        b.bin_block_scalar(&block[full..n], &mut idx[full..n]);
+    }
+
+    /// See [`super::sse2::bin_block_scan`] (16 values per step; the tail portable; at most
+    /// 512 values).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn bin_block_scan<const INT: bool>(
+        b: &Binning,
+        block: &[f32],
+        idx: &mut [u16],
+    ) -> Scan {
+        const M: f32 = 12_582_912.0;
+        const BIG: f32 = 4_194_304.0;
+        let n = block.len().min(idx.len());
+        let full = n / 16 * 16;
+        let mut fin_a = [0u32; 8];
+        let mut bad_a = [0u32; 8];
+        let mut notint_a = [0u32; 8];
+        // SAFETY: AVX2 is enabled; for i < full, block[i..i + 16] and idx[i..i + 16] are in
+        // bounds (unaligned loads and store); the final stores write 8 lanes into arrays of 8.
+        unsafe {
+            let zero = _mm256_setzero_ps();
+            let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+            let m = _mm256_set1_ps(M);
+            let big = _mm256_set1_ps(BIG);
+            let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let mut fin = _mm256_setzero_si256();
+            let mut bad = _mm256_setzero_si256();
+            let mut notint = _mm256_setzero_si256();
+            let mut one = |x: __m256| -> __m256i {
+                let finite = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_sub_ps(x, x), zero);
+                fin = _mm256_sub_epi32(fin, _mm256_castps_si256(finite));
+                // Not greater than -inf: NaN or -inf (the SSE2 `cmpngt`, unordered true).
+                let le = _mm256_cmp_ps::<_CMP_NGT_UQ>(x, ninf);
+                bad = _mm256_sub_epi32(bad, _mm256_castps_si256(le));
+                if INT {
+                    let r = _mm256_sub_ps(_mm256_add_ps(x, m), m);
+                    let off = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_NEQ_UQ>(r, x),
+                        _mm256_cmp_ps::<_CMP_NLT_UQ>(_mm256_and_ps(x, abs_mask), big),
+                    );
+                    notint =
+                        _mm256_or_si256(notint, _mm256_castps_si256(_mm256_and_ps(off, finite)));
+                }
+                index(b, x)
+            };
+            let mut i = 0;
+            while i < full {
+                let a = one(_mm256_loadu_ps(block.as_ptr().add(i)));
+                let c = one(_mm256_loadu_ps(block.as_ptr().add(i + 8)));
+                _mm256_storeu_si256(idx.as_mut_ptr().add(i) as *mut __m256i, pack16(a, c));
+                i += 16;
+            }
+            _mm256_storeu_si256(fin_a.as_mut_ptr() as *mut __m256i, fin);
+            _mm256_storeu_si256(bad_a.as_mut_ptr() as *mut __m256i, bad);
+            _mm256_storeu_si256(notint_a.as_mut_ptr() as *mut __m256i, notint);
+        }
+        let tail = b.bin_block_scan_scalar(&block[full..n], &mut idx[full..n]);
+        Scan {
+            n_finite: fin_a.iter().map(|&v| v as usize).sum::<usize>() + tail.n_finite,
+            n_low_bad: bad_a.iter().map(|&v| v as usize).sum::<usize>() + tail.n_low_bad,
+            all_int: INT && notint_a.iter().all(|&v| v == 0) && tail.all_int,
+        }
+    }
+
+    /// Whether the CPU has AVX2 (cached by `is_x86_feature_detected!`).
+    pub(super) fn available() -> bool {
+        std::is_x86_feature_detected!("avx2")
+    }
+
+    /// See [`super::sse2::groups_matching_ids`] (same calls in the same order): 16 indices
+    /// per compare, each half then reported as its group of 8; a last lone group of 8 goes
+    /// to the SSE2 version.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn groups_matching_ids(
+        idx: &[u16],
+        targets: &[u16],
+        f: &mut impl FnMut(usize, u64),
+    ) {
+        let nt = targets.len().min(6);
+        let mut t = [u16::MAX; 6];
+        t[..nt].copy_from_slice(&targets[..nt]);
+        let full = idx.len() / 16 * 16;
+        // SAFETY (all four): AVX2 is enabled on this function.
+        match nt {
+            0 => {}
+            1 => unsafe { ids_n::<1>(&idx[..full], &t, f) },
+            2 => unsafe { ids_n::<2>(&idx[..full], &t, f) },
+            3 => unsafe { ids_n::<3>(&idx[..full], &t, f) },
+            _ => unsafe { ids_n::<6>(&idx[..full], &t, f) },
+        }
+        super::sse2::groups_matching_ids(&idx[full..], targets, &mut |g, m| f(full + g, m));
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn ids_n<const N: usize>(idx: &[u16], t: &[u16; 6], f: &mut impl FnMut(usize, u64)) {
+        // SAFETY: AVX2 is enabled; each load reads 16 in-bounds u16.
+        unsafe {
+            let tv: [__m256i; N] = std::array::from_fn(|k| _mm256_set1_epi16(t[k] as i16));
+            let kv: [__m256i; N] = std::array::from_fn(|k| _mm256_set1_epi16(k as i16 + 1));
+            let zero = _mm256_setzero_si256();
+            for (g, grp) in idx.chunks_exact(16).enumerate() {
+                let v = _mm256_loadu_si256(grp.as_ptr() as *const __m256i);
+                // Lane j: k + 1 for the target it equals (targets are distinct), else 0.
+                let mut id = _mm256_and_si256(_mm256_cmpeq_epi16(v, tv[0]), kv[0]);
+                for k in 1..N {
+                    id = _mm256_or_si256(id, _mm256_and_si256(_mm256_cmpeq_epi16(v, tv[k]), kv[k]));
+                }
+                let nz = !_mm256_movemask_epi8(_mm256_cmpeq_epi16(id, zero)) as u32;
+                if nz != 0 {
+                    // Bytes of lanes 0..8 (low half), then 8..16 (high half), each packed as
+                    // the SSE2 version packs its group.
+                    let lo = _mm256_castsi256_si128(id);
+                    let hi = _mm256_extracti128_si256::<1>(id);
+                    if nz & 0xffff != 0 {
+                        f(16 * g, _mm_cvtsi128_si64(_mm_packus_epi16(lo, lo)) as u64);
+                    }
+                    if nz >> 16 != 0 {
+                        f(
+                            16 * g + 8,
+                            _mm_cvtsi128_si64(_mm_packus_epi16(hi, hi)) as u64,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lane sums of one block: (sums, sums of squares, counts).
+    type Lanes = ([f32; 8], [f32; 8], [u32; 8]);
+
+    /// See [`super::pass_scalar`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pass(data: &[f32], c: f64, h: f64) -> (f64, f64, usize, f64) {
+        let cf = c as f32;
+        let hf = h as f32;
+        let (mut s, mut s2, mut k) = (0f64, 0f64, 0usize);
+        let mut add = |l: &Lanes| {
+            s += l.0.iter().map(|&v| v as f64).sum::<f64>();
+            s2 += l.1.iter().map(|&v| v as f64).sum::<f64>();
+            k += l.2.iter().map(|&v| v as usize).sum::<usize>();
+        };
+        let pairs = data.chunks_exact(2048);
+        let rest = pairs.remainder();
+        for two in pairs {
+            let (a, b) = two.split_at(1024);
+            // SAFETY: AVX2 is enabled on this function; both blocks hold 1024 values.
+            let (la, lb) = unsafe { two_blocks(a, b, cf, hf) };
+            add(&la);
+            add(&lb);
+        }
+        for block in rest.chunks(1024) {
+            // SAFETY: as above.
+            add(&unsafe { one_block(block, cf, hf) });
+        }
+        (s, s2, k, cf as f64)
+    }
+
+    /// One block of at most 1024 values (the remainder of 8 into lane 0, as the SSE2 path).
+    #[target_feature(enable = "avx2")]
+    unsafe fn one_block(block: &[f32], cf: f32, hf: f32) -> Lanes {
+        let (mut ls, mut ls2, mut lk) = ([0f32; 8], [0f32; 8], [0u32; 8]);
+        let chunks = block.chunks_exact(8);
+        let rem = chunks.remainder();
+        // SAFETY: AVX2 is enabled; each chunk holds 8 in-bounds f32; the stores write 8
+        // lanes into arrays of 8.
+        unsafe {
+            let cv = _mm256_set1_ps(cf);
+            let hv = _mm256_set1_ps(hf);
+            let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let (mut s0, mut q0, mut k0) = (
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_si256(),
+            );
+            for ch in chunks {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(ch.as_ptr()), cv);
+                let m = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_and_ps(d, abs_mask), hv);
+                let w = _mm256_and_ps(d, m);
+                s0 = _mm256_add_ps(s0, w);
+                q0 = _mm256_add_ps(q0, _mm256_mul_ps(w, w));
+                k0 = _mm256_sub_epi32(k0, _mm256_castps_si256(m));
+            }
+            _mm256_storeu_ps(ls.as_mut_ptr(), s0);
+            _mm256_storeu_ps(ls2.as_mut_ptr(), q0);
+            _mm256_storeu_si256(lk.as_mut_ptr() as *mut __m256i, k0);
+        }
+        for &x in rem {
+            let d = x - cf;
+            if d.abs() <= hf {
+                ls[0] += d;
+                ls2[0] += d * d;
+                lk[0] += 1;
+            }
+        }
+        (ls, ls2, lk)
+    }
+
+    /// Two full blocks of 1024 values at once (independent accumulators).
+    #[target_feature(enable = "avx2")]
+    unsafe fn two_blocks(a: &[f32], b: &[f32], cf: f32, hf: f32) -> (Lanes, Lanes) {
+        let mut la = ([0f32; 8], [0f32; 8], [0u32; 8]);
+        let mut lb = la;
+        // SAFETY: AVX2 is enabled; `a` and `b` are walked in step in chunks of 8 in-bounds
+        // f32 (`zip` stops at the shorter); the stores write 8 lanes into arrays of 8.
+        unsafe {
+            let cv = _mm256_set1_ps(cf);
+            let hv = _mm256_set1_ps(hf);
+            let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let (mut sa, mut qa, mut ka) = (
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_si256(),
+            );
+            let (mut sb, mut qb, mut kb) = (
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_si256(),
+            );
+            for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+                let da = _mm256_sub_ps(_mm256_loadu_ps(ca.as_ptr()), cv);
+                let db = _mm256_sub_ps(_mm256_loadu_ps(cb.as_ptr()), cv);
+                let ma = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_and_ps(da, abs_mask), hv);
+                let mb = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_and_ps(db, abs_mask), hv);
+                let wa = _mm256_and_ps(da, ma);
+                let wb = _mm256_and_ps(db, mb);
+                sa = _mm256_add_ps(sa, wa);
+                sb = _mm256_add_ps(sb, wb);
+                qa = _mm256_add_ps(qa, _mm256_mul_ps(wa, wa));
+                qb = _mm256_add_ps(qb, _mm256_mul_ps(wb, wb));
+                ka = _mm256_sub_epi32(ka, _mm256_castps_si256(ma));
+                kb = _mm256_sub_epi32(kb, _mm256_castps_si256(mb));
+            }
+            _mm256_storeu_ps(la.0.as_mut_ptr(), sa);
+            _mm256_storeu_ps(la.1.as_mut_ptr(), qa);
+            _mm256_storeu_si256(la.2.as_mut_ptr() as *mut __m256i, ka);
+            _mm256_storeu_ps(lb.0.as_mut_ptr(), sb);
+            _mm256_storeu_ps(lb.1.as_mut_ptr(), qb);
+            _mm256_storeu_si256(lb.2.as_mut_ptr() as *mut __m256i, kb);
+        }
+        (la, lb)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
     use super::{Binning, NB, Scan};
@@ -783,7 +1113,7 @@ pub(crate) const UNIT_BINS: usize = NB;
 /// A unit-bin histogram of an integer-valued image filled by the image's producer (the ISR,
 /// while each row is in cache) exactly as [`build_hist`] would fill it: the producer takes
 /// the same sample ([`sample_step`]), asks [`IntHist::plan`] for the binning, counts value
-/// `x` in bin `clamp(x - lo, -1, UNIT_BINS) + 1` of either table ([`IntHist::tables`]), and
+/// `x` in bin `clamp(x - lo, -1, UNIT_BINS) + 1` of any table ([`IntHist::tables`], [`count_bins`]), and
 /// calls [`IntHist::finish`]. [`afw_clipped_stats_f32_prebuilt`] then skips its own sample
 /// and histogram pass; the result is bit-identical (tested).
 #[derive(Debug, Default)]
@@ -807,36 +1137,26 @@ impl IntHist {
             Some(b) if b.unit && b.lo.abs() < (1 << 22) as f32 => {
                 self.lo = b.lo;
                 self.len = len;
-                self.counts.resize(2 * HIST_LEN, 0);
-                self.counts[..NB + 2].fill(0);
-                self.counts[HIST_LEN..HIST_LEN + NB + 2].fill(0);
+                for t in hist_tables(&mut self.counts) {
+                    t[..NB + 2].fill(0);
+                }
                 Some(b.lo as i32)
             }
             _ => None,
         }
     }
 
-    /// The two interleaved tables (u16 indices at most `UNIT_BINS + 1`).
-    pub(crate) fn tables(&mut self) -> (&mut [u32; HIST_LEN], &mut [u32; HIST_LEN]) {
-        self.counts.resize(2 * HIST_LEN, 0);
-        let (h0, h1) = self.counts.split_at_mut(HIST_LEN);
-        let (Ok(h0), Ok(h1)) = (
-            <&mut [u32; HIST_LEN]>::try_from(h0),
-            <&mut [u32; HIST_LEN]>::try_from(h1),
-        ) else {
-            unreachable!("counts was resized to 2 * HIST_LEN");
-        };
-        (h0, h1)
+    /// The interleaved count tables (u16 indices at most `UNIT_BINS + 1`; see [`count_bins`]).
+    pub(crate) fn tables(&mut self) -> [&mut [u32; HIST_LEN]; HIST_TABLES] {
+        hist_tables(&mut self.counts)
     }
 
     /// Merge the tables; the histogram is used only if every value fell inside the unit bins
     /// and those lie within +-2^22 (so every value is an integer that [`scan`] would accept:
     /// the scan [`build_hist`] would have made is then known without a pass).
     pub(crate) fn finish(&mut self) {
-        let (h0, h1) = self.tables();
-        for (a, b) in h0[..NB + 2].iter_mut().zip(&h1[..NB + 2]) {
-            *a += *b;
-        }
+        merge_hist_tables(&mut self.counts);
+        let h0 = &self.counts[..HIST_LEN];
         let total: u64 = h0[1..=NB].iter().map(|&c| c as u64).sum();
         self.valid = h0[0] == 0
             && h0[NB + 1] == 0
@@ -855,7 +1175,50 @@ impl IntHist {
     }
 }
 
-/// Fill the two interleaved histograms in `sc.fhist` (repeated bins do not chain on one
+/// Interleaved count tables (repeated bins in neighbouring values do not chain their
+/// increments on one counter: store-to-load forwarding latency otherwise bounds the loop).
+pub(crate) const HIST_TABLES: usize = 4;
+
+/// The [`HIST_TABLES`] count tables of `v` (resized to hold them; indices are u16, so no
+/// bounds checks in the increments).
+pub(crate) fn hist_tables(v: &mut Vec<u32>) -> [&mut [u32; HIST_LEN]; HIST_TABLES] {
+    v.resize(HIST_TABLES * HIST_LEN, 0);
+    let mut it = v
+        .chunks_exact_mut(HIST_LEN)
+        .map(|c| <&mut [u32; HIST_LEN]>::try_from(c).ok());
+    std::array::from_fn(|_| match it.next().flatten() {
+        Some(t) => t,
+        None => unreachable!("v was resized to HIST_TABLES * HIST_LEN"),
+    })
+}
+
+/// Count every index of `idx` in the tables, round robin (index j in table j mod
+/// [`HIST_TABLES`]).
+#[inline]
+pub(crate) fn count_bins(t: &mut [&mut [u32; HIST_LEN]; HIST_TABLES], idx: &[u16]) {
+    let groups = idx.chunks_exact(HIST_TABLES);
+    let rem = groups.remainder();
+    for g in groups {
+        for (j, &i) in g.iter().enumerate() {
+            t[j][i as usize] += 1;
+        }
+    }
+    for (j, &i) in rem.iter().enumerate() {
+        t[j][i as usize] += 1;
+    }
+}
+
+/// Add tables 1.. into table 0 (bins `..NB + 2`).
+pub(crate) fn merge_hist_tables(v: &mut Vec<u32>) {
+    let [h0, rest @ ..] = hist_tables(v);
+    for t in rest {
+        for (a, b) in h0[..NB + 2].iter_mut().zip(&t[..NB + 2]) {
+            *a += *b;
+        }
+    }
+}
+
+/// Fill the interleaved histograms in `sc.fhist` (repeated bins do not chain on one
 /// counter; u16-indexed tables of 2^16 entries need no bounds checks, and only the first
 /// NB + 2 entries are ever touched, so only those are cleared) and scan the data on the way.
 fn fill_hist(data: &[f32], binning: &Binning, sc: &mut ClipScratch) -> Scan {
@@ -864,16 +1227,10 @@ fn fill_hist(data: &[f32], binning: &Binning, sc: &mut ClipScratch) -> Scan {
         n_low_bad: 0,
         all_int: true,
     };
-    sc.fhist.resize(2 * HIST_LEN, 0);
-    let (h0, h1) = sc.fhist.split_at_mut(HIST_LEN);
-    h0[..NB + 2].fill(0);
-    h1[..NB + 2].fill(0);
-    let (Ok(h0), Ok(h1)) = (
-        <&mut [u32; HIST_LEN]>::try_from(h0),
-        <&mut [u32; HIST_LEN]>::try_from(h1),
-    ) else {
-        unreachable!("fhist was resized to 2 * HIST_LEN");
-    };
+    let mut tables = hist_tables(&mut sc.fhist);
+    for t in tables.iter_mut() {
+        t[..NB + 2].fill(0);
+    }
     // Bin indices for a block first (vectorised), then the increments.
     let mut idx = [0u16; 512];
     for block in data.chunks(512) {
@@ -882,19 +1239,9 @@ fn fill_hist(data: &[f32], binning: &Binning, sc: &mut ClipScratch) -> Scan {
         total.n_finite += sb.n_finite;
         total.n_low_bad += sb.n_low_bad;
         total.all_int &= sb.all_int;
-        let pairs = idx.chunks_exact(2);
-        let rem = pairs.remainder();
-        for p in pairs {
-            h0[p[0] as usize] += 1;
-            h1[p[1] as usize] += 1;
-        }
-        for &i in rem {
-            h0[i as usize] += 1;
-        }
+        count_bins(&mut tables, idx);
     }
-    for (a, b) in h0[..NB + 2].iter_mut().zip(&h1[..NB + 2]) {
-        *a += *b;
-    }
+    merge_hist_tables(&mut sc.fhist);
     total
 }
 
@@ -1273,7 +1620,9 @@ pub(crate) mod tests {
         v[17] = f32::NAN;
         v[101] = f32::INFINITY;
         v[202] = f32::NEG_INFINITY;
-        for len in [0usize, 1, 7, 8, 9, 1023, 1025, 40_003] {
+        for len in [
+            0usize, 1, 7, 8, 9, 1023, 1025, 2047, 2048, 2055, 3079, 4096, 40_003,
+        ] {
             let d = &v[..len];
             let (a, b) = (scan(d), scan_scalar(d));
             assert_eq!(
@@ -1282,12 +1631,27 @@ pub(crate) mod tests {
                 "scan, len {len}"
             );
             for (c, h) in [(10.0, 3.0), (0.0, 1e30), (5.5, 0.0), (-20.0, 7.25)] {
-                let (a, b) = (pass(d, c, h), pass_scalar(d, c, h));
-                assert_eq!(
-                    (a.0.to_bits(), a.1.to_bits(), a.2, a.3.to_bits()),
-                    (b.0.to_bits(), b.1.to_bits(), b.2, b.3.to_bits()),
-                    "pass, len {len}, c {c}, h {h}: {a:?} {b:?}"
-                );
+                let b = pass_scalar(d, c, h);
+                let bits =
+                    |a: (f64, f64, usize, f64)| (a.0.to_bits(), a.1.to_bits(), a.2, a.3.to_bits());
+                let mut paths = vec![("dispatched", pass(d, c, h))];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    paths.push(("sse2", sse2::pass(d, c, h)));
+                    if avx2::available() {
+                        // SAFETY: AVX2 was detected.
+                        paths.push(("avx2", unsafe { avx2::pass(d, c, h) }));
+                    } else {
+                        eprintln!("no AVX2 on this CPU: the AVX2 clip pass is not tested");
+                    }
+                }
+                for (name, a) in paths {
+                    assert_eq!(
+                        bits(a),
+                        bits(b),
+                        "pass ({name}), len {len}, c {c}, h {h}: {a:?} {b:?}"
+                    );
+                }
             }
         }
         let mut idx: Vec<u16> = (0..4003u32).map(|i| (i * 7919 % 16386) as u16).collect();
@@ -1305,6 +1669,23 @@ pub(crate) mod tests {
             for_groups_matching_ids(&idx, targets, |g, m| a.push((g, m)));
             groups_matching_ids_scalar(&idx, targets, &mut |g, m| b.push((g, m)));
             assert_eq!(a, b);
+            // Both x86_64 paths whatever the dispatch picked, on an odd and an even number
+            // of groups of 8.
+            #[cfg(target_arch = "x86_64")]
+            for n in [4000usize, 3992, 16, 8] {
+                let (mut c, mut d) = (Vec::new(), Vec::new());
+                groups_matching_ids_scalar(&idx[..n], targets, &mut |g, m| c.push((g, m)));
+                sse2::groups_matching_ids(&idx[..n], targets, &mut |g, m| d.push((g, m)));
+                assert_eq!(c, d, "sse2, {n}");
+                if avx2::available() {
+                    let mut e = Vec::new();
+                    // SAFETY: AVX2 was detected.
+                    unsafe {
+                        avx2::groups_matching_ids(&idx[..n], targets, &mut |g, m| e.push((g, m)))
+                    };
+                    assert_eq!(c, e, "avx2, {n}");
+                }
+            }
             assert!(!a.is_empty());
             // Each id byte is exactly "which target, plus one".
             for (g, m) in &a {
@@ -1336,11 +1717,52 @@ pub(crate) mod tests {
                 unit: false,
             },
         ] {
-            for block in v.chunks(512) {
+            for block in v
+                .chunks(512)
+                .chain(v.chunks(100))
+                .chain(v[..300].chunks(15))
+            {
                 let (mut a, mut b) = ([0u16; 512], [0u16; 512]);
                 bn.bin_block(block, &mut a);
                 bn.bin_block_scalar(block, &mut b);
                 assert_eq!(a[..block.len()], b[..block.len()]);
+                // Both x86_64 paths whatever the dispatch picked (AVX2 when the CPU has it).
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let mut x = [0u16; 512];
+                    sse2::bin_block(&bn, block, &mut x);
+                    assert_eq!(x[..block.len()], b[..block.len()]);
+                    let s1 = if bn.unit {
+                        sse2::bin_block_scan::<true>(&bn, block, &mut x)
+                    } else {
+                        sse2::bin_block_scan::<false>(&bn, block, &mut x)
+                    };
+                    assert_eq!(x[..block.len()], b[..block.len()]);
+                    let s2 = bn.bin_block_scan_scalar(block, &mut b);
+                    assert_eq!(
+                        (s1.n_finite, s1.n_low_bad, s1.all_int),
+                        (s2.n_finite, s2.n_low_bad, s2.all_int && bn.unit)
+                    );
+                    if avx2::available() {
+                        let mut y = [0u16; 512];
+                        // SAFETY: AVX2 was detected.
+                        unsafe { avx2::bin_block(&bn, block, &mut y) };
+                        assert_eq!(y[..block.len()], b[..block.len()]);
+                        // SAFETY: as above.
+                        let s3 = unsafe {
+                            if bn.unit {
+                                avx2::bin_block_scan::<true>(&bn, block, &mut y)
+                            } else {
+                                avx2::bin_block_scan::<false>(&bn, block, &mut y)
+                            }
+                        };
+                        assert_eq!(y[..block.len()], b[..block.len()]);
+                        assert_eq!(
+                            (s3.n_finite, s3.n_low_bad, s3.all_int),
+                            (s1.n_finite, s1.n_low_bad, s1.all_int)
+                        );
+                    }
+                }
                 let (mut c, mut e) = ([0u16; 512], [0u16; 512]);
                 let sa = bn.bin_block_scan(block, &mut c);
                 let sb = bn.bin_block_scan_scalar(block, &mut e);
@@ -1640,5 +2062,97 @@ pub(crate) mod tests {
         cases.push(vec![1.0, 2.0, 3.0, 4.0]);
         cases.push((0..37).map(|i| (i * i % 17) as f32).collect());
         check_against_core(&cases);
+    }
+
+    /// Times one clipping pass over a D-sized image (1.02e6 values), SSE2 against AVX2,
+    /// alternating (ignored: a measurement, not a check):
+    /// `cargo test --release -p caliper-ccd-ptc --lib -- --ignored --nocapture pass_timing`.
+    #[test]
+    #[ignore]
+    fn pass_timing() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let nrm = Normal::new(0.0f32, 30.0).unwrap();
+        let v: Vec<f32> = (0..1_018_000).map(|_| nrm.sample(&mut rng)).collect();
+        let mut best = [f64::INFINITY; 3];
+        let mut keep = 0.0;
+        for _ in 0..30 {
+            for (m, b) in best.iter_mut().enumerate() {
+                let t0 = std::time::Instant::now();
+                let r = match m {
+                    0 => pass_scalar(&v, 0.5, 90.0),
+                    #[cfg(target_arch = "x86_64")]
+                    1 => sse2::pass(&v, 0.5, 90.0),
+                    #[cfg(target_arch = "x86_64")]
+                    _ if avx2::available() => unsafe { avx2::pass(&v, 0.5, 90.0) },
+                    _ => pass(&v, 0.5, 90.0),
+                };
+                *b = b.min(t0.elapsed().as_secs_f64());
+                keep += r.0;
+            }
+        }
+        eprintln!(
+            "clip pass, ns per value: scalar {:.3}, sse2 {:.3}, avx2 {:.3} ({keep})",
+            best[0] * 1e9 / v.len() as f64,
+            best[1] * 1e9 / v.len() as f64,
+            best[2] * 1e9 / v.len() as f64
+        );
+        // Binning (the histogram pass's vector part), SSE2 against the dispatched path.
+        let bn = Binning {
+            lo: -200.0,
+            scale: 40.0,
+            unit: false,
+        };
+        let mut idx = [0u16; 512];
+        let mut best = [f64::INFINITY; 2];
+        for _ in 0..30 {
+            for (m, b) in best.iter_mut().enumerate() {
+                let t0 = std::time::Instant::now();
+                for block in v.chunks(512) {
+                    let sc = match m {
+                        #[cfg(target_arch = "x86_64")]
+                        0 => sse2::bin_block_scan::<false>(&bn, block, &mut idx),
+                        _ => bn.bin_block_scan(block, &mut idx),
+                    };
+                    keep += (sc.n_finite + idx[7] as usize) as f64;
+                }
+                *b = b.min(t0.elapsed().as_secs_f64());
+            }
+        }
+        eprintln!(
+            "binning, ns per value: sse2 {:.3}, dispatched {:.3} ({keep})",
+            best[0] * 1e9 / v.len() as f64,
+            best[1] * 1e9 / v.len() as f64
+        );
+        // The gather's target lookup: 6 target bins (quartiles and median), SSE2 against the
+        // dispatched path.
+        let mut all = vec![0u16; v.len()];
+        for (block, out) in v.chunks(512).zip(all.chunks_mut(512)) {
+            bn.bin_block(block, out);
+        }
+        let targets = [7998u16, 7999, 8000, 8001, 8002, 8003];
+        let n8 = all.len() / 8 * 8;
+        let mut best = [f64::INFINITY; 2];
+        for _ in 0..30 {
+            for (m, b) in best.iter_mut().enumerate() {
+                let mut hits = 0usize;
+                let t0 = std::time::Instant::now();
+                match m {
+                    #[cfg(target_arch = "x86_64")]
+                    0 => sse2::groups_matching_ids(&all[..n8], &targets, &mut |_, ids| {
+                        hits += ids.count_ones() as usize
+                    }),
+                    _ => for_groups_matching_ids(&all[..n8], &targets, |_, ids| {
+                        hits += ids.count_ones() as usize
+                    }),
+                }
+                *b = b.min(t0.elapsed().as_secs_f64());
+                keep += hits as f64;
+            }
+        }
+        eprintln!(
+            "target lookup, ns per index: sse2 {:.3}, dispatched {:.3} ({keep})",
+            best[0] * 1e9 / n8 as f64,
+            best[1] * 1e9 / n8 as f64
+        );
     }
 }

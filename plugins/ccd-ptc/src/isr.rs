@@ -681,16 +681,7 @@ fn isr_median_rows_i32(
                 let off = lev2 / 2 + lo as i64 - 1;
                 let idx = &mut idx[..nx];
                 decode_sub_row_bins(src, lev, off, &mut out[o..o + nx], idx);
-                let (h0, h1) = h.tables();
-                let pairs = idx.chunks_exact(2);
-                let rem = pairs.remainder();
-                for p in pairs {
-                    h0[p[0] as usize] += 1;
-                    h1[p[1] as usize] += 1;
-                }
-                for &i in rem {
-                    h0[i as usize] += 1;
-                }
+                crate::clip::count_bins(&mut h.tables(), idx);
             }
             _ => decode_sub_row(src, lev, &mut out[o..o + nx]),
         }

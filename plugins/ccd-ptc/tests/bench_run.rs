@@ -93,6 +93,25 @@ fn bench_existing_pairs() {
             exptime: 0.0,
         })
         .collect();
+    // CCD_PTC_BENCH_DUMP=<file>: every statistic of both pairs, printed exactly ({:?}), with
+    // 1 and 2 threads, for a bit-for-bit comparison of two builds (`cmp`).
+    if let Ok(out) = std::env::var("CCD_PTC_BENCH_DUMP") {
+        let mut text = String::new();
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for p in &pairs {
+                let r = pool.install(|| step.process(p)).unwrap();
+                text.push_str(&format!(
+                    "{threads} threads, {}: {r:?}\n",
+                    p.first.display()
+                ));
+            }
+        }
+        std::fs::write(out, text).unwrap();
+    }
     for threads in [1usize, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -169,7 +188,8 @@ fn bench_stages() {
         Ok("read") => caliper_ccd_ptc::io::fits::Access::Read,
         _ => caliper_ccd_ptc::io::fits::Access::Map,
     };
-    eprintln!("file access: {access:?}");
+    let decode_first = std::env::var("CCD_PTC_BENCH_DECODE").as_deref() != Ok("0");
+    eprintln!("file access: {access:?}, separate decode first: {decode_first}");
     for _ in 0..repeat {
         let mut t = [0f64; 6];
         let t0 = Instant::now();
@@ -188,10 +208,14 @@ fn bench_stages() {
             for (k, g) in segs[fi].iter().enumerate() {
                 // The pipeline's path (run.rs): plain int32 decoded on the fly by the ISR;
                 // the separate decode is timed on its own for the table.
-                let t0 = Instant::now();
-                f.read_image_f32(&f.hdus[g.hdu], &mut raw, &mut iscr)
-                    .unwrap();
-                t[1] += t0.elapsed().as_secs_f64();
+                // It also brings the segment into the cache before the ISR reads it, which
+                // the pipeline does not: CCD_PTC_BENCH_DECODE=0 leaves it out.
+                if decode_first {
+                    let t0 = Instant::now();
+                    f.read_image_f32(&f.hdus[g.hdu], &mut raw, &mut iscr)
+                        .unwrap();
+                    t[1] += t0.elapsed().as_secs_f64();
+                }
                 let t0 = Instant::now();
                 let bytes = f.plain_i32_data(&f.hdus[g.hdu]).unwrap();
                 let m = caliper_ccd_ptc::isr::isr_amp_pixels_hist(
