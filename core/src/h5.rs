@@ -911,10 +911,9 @@ impl H5Reader {
         let first = (start as u64).min(n0);
         let n = (count as u64).min(n0 - first);
         let file = std::fs::File::open(&self.path).ok()?;
-        let swap = match kind {
-            NarrowInt::I16Le => cfg!(target_endian = "big"),
-            _ => cfg!(target_endian = "little"),
-        };
+        // The bytes land in host order; swap when the file's order differs.
+        let file_is_le = kind == NarrowInt::I16Le;
+        let swap = file_is_le != cfg!(target_endian = "little");
         (first..first + n)
             .map(|r| {
                 let mut row = vec![0i16; row_len];
