@@ -7,10 +7,10 @@
 //! when the CPU has AVX2.
 //!
 //! Per image, three passes: (1) the selected gain's ADC samples become float32 R1 rows of
-//! `8·V` floats (`V = ⌈n_samples/8⌉` vectors), with each row's largest |value| and whether its
-//! ADC samples are all equal; (2) per pixel, the neighbour rows are added in `V` registers,
-//! the samples within the proven rounding bound of the maximum are found with one compare and
-//! `movemask` per vector, and a unique one is the peak; several candidates that are exact
+//! `8·V` floats (`V = ⌈n_samples/8⌉` vectors), with each row's largest |value|; (2) per
+//! pixel, the neighbour rows are added in `V` registers, the samples within the proven
+//! rounding bound of the maximum are found with one compare per vector and one `movemask`
+//! per 32 samples, and a unique one is the peak; several candidates that are exact
 //! repeats (every term bitwise equal to its value at the first candidate) give the first
 //! one, and only true near-ties are settled in float64 in ctapipe's order; (3) the window
 //! sums and peak times, four pixels at a time in float64 lanes, as ctapipe's
@@ -29,8 +29,6 @@ pub(crate) struct FusedScratch {
     wave: Vec<f32>,
     /// Largest |R1| of each row; NaN if the row holds a non-finite value.
     maxabs: Vec<f32>,
-    /// Whether each row's ADC samples are all equal (its R1 row is then bitwise constant).
-    constant: Vec<u8>,
     /// Peak sample per pixel.
     peak: Vec<u32>,
 }
@@ -94,7 +92,6 @@ pub(crate) fn neighbor_window_sum(
         sc.wave.resize(np * stride + 8, 0.0);
     }
     sc.maxabs.resize(np, 0.0);
-    sc.constant.resize(np, 0);
     sc.peak.resize(np, 0);
     match v {
         1 => passes::<1>(im, sc, image, peak_time),
@@ -122,7 +119,7 @@ fn passes<const V: usize>(
     r1_rows::<V>(im, sc);
     let fallbacks = peaks::<V>(im, sc);
     let ex = Extractor::new(im);
-    let done = if im.width <= 8 { np / 4 * 4 } else { 0 };
+    let done = if ex.simd_ok { np / 4 * 4 } else { 0 };
     for p in (0..done).step_by(4) {
         ex.four(im, sc, p, image, peak_time);
     }
@@ -137,8 +134,18 @@ fn passes<const V: usize>(
 #[target_feature(enable = "avx2")]
 fn r1_rows<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
     let mut tmp = [0u16; MAX_SAMPLES];
-    let (base, len, ns) = (im.samples.as_ptr(), im.samples.len(), im.n_samples);
-    for p in 0..im.n_pixels {
+    let (base, len, ns, np) = (
+        im.samples.as_ptr(),
+        im.samples.len(),
+        im.n_samples,
+        im.n_pixels,
+    );
+    // every row that a selected gain points to exists: `r1_row` reads them unchecked
+    let n_gains = usize::from(im.gain.iter().fold(0u8, |m, &g| m.max(g))) + 1;
+    assert!(im.gain.len() == np && im.pedestal.len() >= n_gains * np);
+    assert!(im.dc_to_pe.len() >= n_gains * np && len >= n_gains * np * ns);
+    assert!(sc.wave.len() >= np * 8 * V && sc.maxabs.len() >= np);
+    for p in 0..np {
         // the samples 2 kB ahead into L1 (the events of a run are far apart in memory and
         // this row-by-row stream gained 5–9 % over the hardware prefetcher alone)
         let ahead = (usize::from(im.gain[p]) * im.n_pixels + p) * ns + 1024;
@@ -149,7 +156,8 @@ fn r1_rows<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
                 _mm_prefetch::<_MM_HINT_T0>(base.add(ahead + 32).cast());
             }
         }
-        r1_row::<V>(im, sc, p, &mut tmp);
+        // SAFETY: p < n_pixels and the lengths asserted above.
+        unsafe { r1_row::<V>(im, sc, p, &mut tmp) };
     }
 }
 
@@ -158,8 +166,20 @@ fn r1_rows<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
 #[target_feature(enable = "avx2")]
 fn peaks<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) -> usize {
     let mut fallbacks = 0;
+    // the CSR offsets are non-decreasing and end within the indices: each pixel's
+    // neighbour slice is then taken unchecked
+    let (indptr, indices) = (im.indptr, im.indices);
+    assert!(indptr.len() == im.n_pixels + 1);
+    assert!(
+        indptr.windows(2).all(|w| w[0] <= w[1]) && indptr[im.n_pixels] as usize <= indices.len()
+    );
     for p in 0..im.n_pixels {
-        let nb = &im.indices[im.indptr[p] as usize..im.indptr[p + 1] as usize];
+        // SAFETY: p + 1 < indptr.len() and indptr[p] ≤ indptr[p + 1] ≤ indices.len()
+        // (asserted above).
+        let nb = unsafe {
+            let (a, b) = (*indptr.get_unchecked(p), *indptr.get_unchecked(p + 1));
+            indices.get_unchecked(a as usize..b as usize)
+        };
         let (pk, exact) = peak_of::<V>(im, sc, p, nb);
         sc.peak[p] = pk;
         fallbacks += usize::from(exact);
@@ -184,20 +204,56 @@ fn hmax(m: __m256) -> f32 {
     _mm256_cvtss_f32(m)
 }
 
+/// Bit `s` set where sample `s` of the sums is ≥ `t` (`acc` vectors in sample order). For
+/// three or more vectors the compare masks are narrowed to bytes with two saturating packs
+/// (−1 and 0 stay −1 and 0) and put back in sample order with one lane permutation, so that
+/// one `movemask` covers 32 samples instead of 8.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn candidates<const V: usize>(acc: &[__m256; V], t: __m256) -> u64 {
+    let ge = |a: __m256| _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(a, t));
+    if V <= 2 {
+        let mut bits = 0u64;
+        for (q, a) in acc.iter().enumerate() {
+            bits |= u64::from(_mm256_movemask_ps(_mm256_castsi256_ps(ge(*a))) as u32) << (8 * q);
+        }
+        return bits;
+    }
+    let zero = _mm256_setzero_si256();
+    let c = |q: usize| if q < V { ge(acc[q]) } else { zero };
+    // packs_epi32 then packs_epi16 leave, per 128-bit lane, bytes of samples 0–3 of the four
+    // vectors, then 4–7: dwords (0, 4, 1, 5, 2, 6, 3, 7) restore the sample order
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let four = |q: usize| {
+        let a = _mm256_packs_epi32(c(q), c(q + 1));
+        let b = _mm256_packs_epi32(c(q + 2), c(q + 3));
+        let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order);
+        u64::from(_mm256_movemask_epi8(bytes) as u32)
+    };
+    let mut bits = four(0);
+    if V > 4 {
+        bits |= four(4) << 32;
+    }
+    bits
+}
+
 /// R1 = (ADC − pedestal) · dc_to_pe in float32 for the selected gain of pixel `p`, with the
-/// row's largest |value| (NaN if any value is NaN or infinite) and whether its ADC samples are
-/// all equal.
+/// row's largest |value| (NaN if any value is NaN or infinite).
 ///
 /// The largest |R1| comes from the smallest and largest ADC sample: `f32(a) − ped` and the
 /// product with `dc_to_pe` are correctly rounded, hence monotone in `a`, so |R1| is largest at
 /// one end, and the value there is the one `calib::max_abs_and_constant` finds on the row.
 /// A non-finite R1 anywhere means a non-finite one at an end (NaN or infinite pedestal or
 /// dc_to_pe, or an overflow, which is monotone too; `0 · inf` needs `a = ped`, which only one
-/// ADC value can meet). Equal ADC samples give a bitwise constant R1 row; the converse is not
-/// needed (the flag only lets the peak search skip pixels).
+/// ADC value can meet).
+///
+/// # Safety
+/// AVX2; `p < n_pixels`; with `g = gain[p]`, `g·n_pixels + p` indexes `pedestal` and
+/// `dc_to_pe`, `samples` holds `(g·n_pixels + p + 1)·n_samples` values, `sc.wave` at least
+/// `(p + 1)·8·V` and `sc.maxabs` more than `p`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn r1_row<const V: usize>(
+unsafe fn r1_row<const V: usize>(
     im: &FusedImage,
     sc: &mut FusedScratch,
     p: usize,
@@ -212,19 +268,24 @@ fn r1_row<const V: usize>(
         _mm_set1_epi16(valid),
         _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7),
     );
-    let i = usize::from(im.gain[p]) * np + p;
-    let (ped_s, k_s) = (im.pedestal[i], im.dc_to_pe[i]);
+    // SAFETY: p < n_pixels = gain.len() (contract).
+    let i = usize::from(unsafe { *im.gain.get_unchecked(p) }) * np + p;
+    // SAFETY: i < pedestal.len(), dc_to_pe.len() (contract).
+    let (ped_s, k_s) = unsafe { (*im.pedestal.get_unchecked(i), *im.dc_to_pe.get_unchecked(i)) };
     let (ped, k) = (_mm256_set1_ps(ped_s), _mm256_set1_ps(k_s));
     let off = i * ns;
     // 8·V samples from the row start: past the row end they belong to the next row (or, at
     // the end of the buffer, to a copy), which only fills the padding lanes
     let src: &[u16] = if off + stride <= im.samples.len() {
-        &im.samples[off..off + stride]
+        // SAFETY: checked just above.
+        unsafe { im.samples.get_unchecked(off..off + stride) }
     } else {
-        tmp[..ns].copy_from_slice(&im.samples[off..off + ns]);
+        // SAFETY: off + ns ≤ samples.len() (contract).
+        tmp[..ns].copy_from_slice(unsafe { im.samples.get_unchecked(off..off + ns) });
         &tmp[..stride]
     };
-    let dst = &mut sc.wave[p * stride..(p + 1) * stride];
+    // SAFETY: (p + 1)·stride ≤ wave.len() (contract).
+    let dst = unsafe { sc.wave.get_unchecked_mut(p * stride..(p + 1) * stride) };
     let first = _mm_set1_epi16(src[0] as i16);
     let (mut lo, mut hi) = (first, first);
     for q in 0..V {
@@ -243,16 +304,26 @@ fn r1_row<const V: usize>(
         hi = _mm_max_epu16(hi, x);
     }
     // phminposuw: the smallest u16 in bits 0..16; the largest is the smallest complement
-    let amin = _mm_cvtsi128_si32(_mm_minpos_epu16(lo)) as u16;
-    let amax = !(_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(hi, _mm_set1_epi32(-1)))) as u16);
-    let r_lo = (f32::from(amin) - ped_s) * k_s;
-    let r_hi = (f32::from(amax) - ped_s) * k_s;
-    sc.maxabs[p] = if r_lo.is_finite() && r_hi.is_finite() {
-        r_lo.abs().max(r_hi.abs())
-    } else {
-        f32::NAN
-    };
-    sc.constant[p] = u8::from(amin == amax);
+    // complement: words 0 of the two results are the smallest and the largest ADC sample,
+    // converted side by side in lanes 0 and 1 with the row's own operations
+    let ones = _mm_set1_epi32(-1);
+    let ends = _mm_unpacklo_epi16(
+        _mm_minpos_epu16(lo),
+        _mm_xor_si128(_mm_minpos_epu16(_mm_xor_si128(hi, ones)), ones),
+    );
+    let r = _mm_mul_ps(
+        _mm_sub_ps(
+            _mm_cvtepi32_ps(_mm_cvtepu16_epi32(ends)),
+            _mm256_castps256_ps128(ped),
+        ),
+        _mm256_castps256_ps128(k),
+    );
+    let abs = _mm_andnot_ps(_mm_set1_ps(-0.0), r);
+    // both ends finite (|r| ≤ f32::MAX is false for NaN and infinities)
+    let finite = _mm_movemask_ps(_mm_cmp_ps::<_CMP_LE_OQ>(abs, _mm_set1_ps(f32::MAX))) & 3 == 3;
+    let m = _mm_cvtss_f32(_mm_max_ss(abs, _mm_movehdup_ps(abs)));
+    // SAFETY: p < maxabs.len() (contract).
+    unsafe { *sc.maxabs.get_unchecked_mut(p) = if finite { m } else { f32::NAN } };
 }
 
 /// The neighbour peak of pixel `p` (see `calib::neighbor_peaks` for the bound and its proof)
@@ -267,21 +338,12 @@ fn peak_of<const V: usize>(
 ) -> (u32, bool) {
     let ns = im.n_samples;
     let stride = 8 * V;
-    let (wave, maxabs, constant) = (&sc.wave[..], &sc.maxabs[..], &sc.constant[..]);
+    let (wave, maxabs) = (&sc.wave[..], &sc.maxabs[..]);
     let lw = im.local_weight;
-    // every term bitwise constant: all samples tie, numpy's first argmax is 0
-    let mut all_constant = u8::from(if lw == 0.0 {
-        maxabs[p].is_finite()
-    } else {
-        constant[p] != 0
-    });
-    for &j in nb {
-        // SAFETY: neighbour indices are < n_pixels = constant.len() (checked on entry).
-        all_constant &= unsafe { *constant.get_unchecked(j as usize) };
-    }
-    if all_constant != 0 {
-        return (0, false);
-    }
+    // No separate check for rows that are all constant (a pass over the neighbours' flags
+    // for every pixel): every term bitwise constant makes every sum equal, so all samples are
+    // candidates and the exact-repeat test below gives sample 0, numpy's first argmax; with
+    // a non-finite term the float64 path gives 0 as well (equal sums, or NaN everywhere).
     let mut acc = [_mm256_setzero_ps(); V];
     if lw != 0.0 {
         let own = &wave[p * stride..(p + 1) * stride];
@@ -319,12 +381,7 @@ fn peak_of<const V: usize>(
     if !(best.is_finite() && d.is_finite()) {
         return (exact_peak(wave, stride, ns, p, nb, lw) as u32, true);
     }
-    let t = _mm256_set1_ps(best - d);
-    let mut bits = 0u64;
-    for (q, a) in acc.iter().enumerate() {
-        let c = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(*a, t)) as u32;
-        bits |= u64::from(c) << (8 * q);
-    }
+    let mut bits = candidates::<V>(&acc, _mm256_set1_ps(best - d));
     if bits.count_ones() == 1 {
         return (bits.trailing_zeros(), false);
     }
@@ -405,11 +462,25 @@ struct Extractor {
     shift: i64,
     stride: usize,
     corr: [f64; 2],
+    /// Some pixel has gain 1 (its time shifts are then read from the second gain's row).
+    two_gains: bool,
+    /// Whether `four` may run: window width ≤ 8, |shift| ≤ 2^20, every selected gain 0 or
+    /// 1 and `n_pixels` time shifts per gain present.
+    simd_ok: bool,
 }
 
 impl Extractor {
     fn new(im: &FusedImage) -> Self {
+        let np = im.n_pixels;
+        let max_gain = im.gain.iter().fold(0u8, |m, &g| m.max(g));
+        let two_gains = max_gain == 1;
+        let simd_ok = im.width <= 8
+            && im.shift.unsigned_abs() <= 1 << 20
+            && max_gain <= 1
+            && im.time_shift.len() >= np * (1 + usize::from(two_gains));
         Self {
+            two_gains,
+            simd_ok,
             width: im.width as i64,
             shift: im.shift,
             stride: 8 * im.n_samples.div_ceil(8),
@@ -444,27 +515,60 @@ impl Extractor {
         let np = im.n_pixels;
         let ns = im.n_samples;
         let zero = _mm256_setzero_pd();
-        let mut start = [0i32; 4];
-        let mut count = [0i32; 4];
-        let mut pk = [0i32; 4];
-        let mut gsel = [0i64; 4];
-        let mut ts = [0f32; 4];
+        let zero4 = _mm_setzero_si128();
+        // the windows of the four pixels in int32 lanes, as `Extractor::window` (peaks < 64,
+        // |shift| ≤ 2^20 and width ≤ 8, checked by `simd_ok`, so nothing overflows)
+        assert!(self.simd_ok && p + 4 <= np && sc.peak.len() >= np && im.gain.len() >= np);
+        assert!(sc.wave.len() >= np * self.stride + 8);
+        // SAFETY: p + 4 ≤ np ≤ peak.len() (asserted above).
+        let pk = unsafe { _mm_loadu_si128(sc.peak.as_ptr().add(p).cast()) };
+        let a = _mm_sub_epi32(pk, _mm_set1_epi32(self.shift as i32));
+        let start = _mm_max_epi32(a, zero4);
+        let ns4 = _mm_set1_epi32(ns as i32);
+        let end = _mm_min_epi32(
+            _mm_max_epi32(_mm_add_epi32(a, _mm_set1_epi32(self.width as i32)), zero4),
+            ns4,
+        );
+        let count = _mm_max_epi32(_mm_sub_epi32(end, start), zero4);
+        // the 8 floats from each window start, clamped to the trace (the buffer has 8 spare
+        // floats after the last row)
+        let first = _mm_min_epi32(start, ns4);
+        let offs = [
+            _mm_extract_epi32::<0>(first),
+            _mm_extract_epi32::<1>(first),
+            _mm_extract_epi32::<2>(first),
+            _mm_extract_epi32::<3>(first),
+        ];
         let mut rows = [_mm256_setzero_ps(); 4];
-        for l in 0..4 {
-            let (st, end) = self.window(i64::from(sc.peak[p + l]), ns);
-            start[l] = st as i32;
-            count[l] = end.saturating_sub(st) as i32;
-            pk[l] = sc.peak[p + l] as i32;
-            let g = usize::from(im.gain[p + l]);
-            gsel[l] = -(g.min(1) as i64);
-            ts[l] = im.time_shift[g * np + p + l];
-            // the 8 floats from the window start (clamped to the trace; the buffer has 8
-            // spare floats after the last row)
-            let b = (p + l) * self.stride + st.min(ns);
-            let w = &sc.wave[b..b + 8];
-            // SAFETY: `w` holds 8 floats.
-            rows[l] = unsafe { _mm256_loadu_ps(w.as_ptr()) };
+        for (l, r) in rows.iter_mut().enumerate() {
+            // SAFETY: (p + l)·stride + min(start, ns) + 8 ≤ np·stride + 8 ≤ wave.len()
+            // (asserted above).
+            *r = unsafe {
+                _mm256_loadu_ps(
+                    sc.wave
+                        .as_ptr()
+                        .add((p + l) * self.stride + offs[l] as usize),
+                )
+            };
         }
+        // selected gains (0 or 1, checked by `simd_ok`) as lane masks
+        let g4 = u32::from_le_bytes([im.gain[p], im.gain[p + 1], im.gain[p + 2], im.gain[p + 3]]);
+        let g4 = _mm_cvtsi32_si128(g4 as i32);
+        // SAFETY: time_shift holds n_pixels floats per gain present (checked by `simd_ok`).
+        let ts = unsafe {
+            let t0 = _mm_loadu_ps(im.time_shift.as_ptr().add(p));
+            if self.two_gains {
+                let t1 = _mm_loadu_ps(im.time_shift.as_ptr().add(np + p));
+                let m = _mm_cmpgt_epi32(_mm_cvtepu8_epi32(g4), zero4);
+                _mm_blendv_ps(t0, t1, _mm_castsi128_ps(m))
+            } else {
+                t0
+            }
+        };
+        let gm = _mm256_castsi256_pd(_mm256_cmpgt_epi64(
+            _mm256_cvtepu8_epi64(g4),
+            _mm256_setzero_si256(),
+        ));
         // transpose 4 rows × 8 samples: u[k] holds sample k (low half) and k + 4 (high half)
         // of the four pixels
         let t0 = _mm256_unpacklo_ps(rows[0], rows[1]);
@@ -477,9 +581,8 @@ impl Extractor {
             _mm256_shuffle_ps::<0x44>(t1, t3),
             _mm256_shuffle_ps::<0xEE>(t1, t3),
         ];
-        // SAFETY: 4 i32 each.
-        let startv = _mm256_cvtepi32_pd(unsafe { _mm_loadu_si128(start.as_ptr().cast()) });
-        let countv = _mm256_cvtepi32_pd(unsafe { _mm_loadu_si128(count.as_ptr().cast()) });
+        let startv = _mm256_cvtepi32_pd(start);
+        let countv = _mm256_cvtepi32_pd(count);
         let (mut sum, mut num, mut den) = (zero, zero, zero);
         for k in 0..self.width as usize {
             let half = if k < 4 {
@@ -496,8 +599,7 @@ impl Extractor {
             num = _mm256_add_pd(num, _mm256_mul_pd(pos, _mm256_add_pd(startv, kf)));
             den = _mm256_add_pd(den, pos);
         }
-        // SAFETY: 4 i32.
-        let pkf = _mm_cvtepi32_ps(unsafe { _mm_loadu_si128(pk.as_ptr().cast()) });
+        let pkf = _mm_cvtepi32_ps(pk);
         let t0 = _mm256_cvtpd_ps(_mm256_div_pd(num, den));
         // den > 0 per 64-bit lane, narrowed to the 32-bit lanes of the times
         let has = _mm256_castpd_ps(_mm256_cmp_pd::<_CMP_GT_OQ>(den, zero));
@@ -507,8 +609,6 @@ impl Extractor {
         ));
         let t0 = _mm_blendv_ps(pkf, t0, has);
         let t = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_cvtps_pd(t0), _mm256_set1_pd(im.rate)));
-        // SAFETY: 4 i64.
-        let gm = _mm256_castsi256_pd(unsafe { _mm256_loadu_si256(gsel.as_ptr().cast()) });
         let corr = _mm256_blendv_pd(
             _mm256_set1_pd(self.corr[0]),
             _mm256_set1_pd(self.corr[1]),
@@ -516,8 +616,7 @@ impl Extractor {
         );
         let q = _mm256_cvtps_pd(_mm256_cvtpd_ps(sum));
         let img = _mm256_cvtpd_ps(_mm256_mul_pd(q, corr));
-        // SAFETY: 4 f32.
-        let out_t = _mm_sub_ps(t, unsafe { _mm_loadu_ps(ts.as_ptr()) });
+        let out_t = _mm_sub_ps(t, ts);
         let (oi, ot) = (&mut image[p..p + 4], &mut peak_time[p..p + 4]);
         // SAFETY: 4 f32 each.
         unsafe {
@@ -568,7 +667,7 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    /// The R1 rows, their largest |value| and constant flag against the scalar R1 and
+    /// The R1 rows and their largest |value| against the scalar R1 and
     /// `calib::max_abs_and_constant` on random rows: every length 2..=64, rows spanning the
     /// pedestal, constant rows, dc_to_pe 0 and negative, and non-finite pedestals and
     /// dc_to_pe (NaN largest value expected).
@@ -620,7 +719,6 @@ mod tests {
             let mut sc = FusedScratch {
                 wave: vec![0.0; np * stride + 8],
                 maxabs: vec![0.0; np],
-                constant: vec![0; np],
                 peak: vec![0; np],
             };
             let mut tmp = [0u16; MAX_SAMPLES];
@@ -648,17 +746,12 @@ mod tests {
                     r1.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                     "ns {ns} pixel {p}"
                 );
-                let (m, c) = crate::calib::max_abs_and_constant(&r1);
+                let (m, _) = crate::calib::max_abs_and_constant(&r1);
                 let got = sc.maxabs[p];
                 assert!(
                     got.to_bits() == m.to_bits() || (got.is_nan() && m.is_nan()),
                     "ns {ns} pixel {p}: {got} vs {m}"
                 );
-                // an ADC-constant row is R1-constant (the converse is not claimed)
-                assert!(sc.constant[p] == 0 || c, "ns {ns} pixel {p}");
-                if p % 5 == 0 {
-                    assert_eq!(sc.constant[p], 1, "ns {ns} pixel {p}");
-                }
             }
         }
     }

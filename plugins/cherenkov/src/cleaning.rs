@@ -30,16 +30,9 @@ pub fn tailcuts_clean(
     // bit 0: picture, bit 1: boundary, bit 2: picture after the neighbour requirement
     scratch.clear();
     scratch.resize(n, 0);
-    for p in 0..n {
-        let v = f64::from(image[p]);
-        let mut f = 0u8;
-        if v >= tc.picture {
-            f |= 1;
-        }
-        if v >= tc.boundary {
-            f |= 2;
-        }
-        scratch[p] = f;
+    for (f, &v) in scratch.iter_mut().zip(image) {
+        let v = f64::from(v);
+        *f = u8::from(v >= tc.picture) | (u8::from(v >= tc.boundary) << 1);
     }
     let require = !(tc.keep_isolated || tc.min_picture_neighbors == 0);
     for p in 0..n {
@@ -62,6 +55,11 @@ pub fn tailcuts_clean(
     }
     for p in 0..n {
         let f = scratch[p];
+        // neither a boundary pixel nor a surviving picture pixel: both terms below are
+        // false (this skips the neighbour look-up for most of the camera)
+        if f & 6 == 0 {
+            continue;
+        }
         let nb = geom.neighbors(p);
         let boundary_next_to_pic = f & 2 != 0 && nb.iter().any(|&j| scratch[j as usize] & 4 != 0);
         let keep = if tc.keep_isolated {

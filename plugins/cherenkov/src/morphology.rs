@@ -84,3 +84,106 @@ pub fn morphology_parameters(
         n_large_islands: isl.iter().filter(|&&s| s > 50).count() as i64,
     }
 }
+
+/// [`morphology_parameters`] for a mask whose true pixels are `idx` (ascending, as
+/// `parameters::process_image` builds it): the same islands, numbered in the same order
+/// (first pixel in index order), but labelled, sized and counted over the picture pixels only
+/// instead of every camera pixel, with the island sizes in `sizes` (reused). `labels` is
+/// left all zero between calls (only the picture pixels' labels are set and reset).
+pub(crate) fn morphology_of_picture(
+    geom: &CameraGeometry,
+    mask: &[bool],
+    idx: &[u32],
+    labels: &mut Vec<u32>,
+    stack: &mut Vec<u32>,
+    sizes: &mut Vec<u32>,
+) -> Morphology {
+    if labels.len() != mask.len() {
+        labels.clear();
+        labels.resize(mask.len(), 0);
+    }
+    sizes.clear();
+    for &p in idx {
+        let p = p as usize;
+        if labels[p] != 0 {
+            continue;
+        }
+        let n = sizes.len() as u32 + 1;
+        labels[p] = n;
+        let mut size = 1;
+        stack.clear();
+        stack.push(p as u32);
+        while let Some(q) = stack.pop() {
+            for &j in geom.neighbors(q as usize) {
+                let j = j as usize;
+                if mask[j] && labels[j] == 0 {
+                    labels[j] = n;
+                    size += 1;
+                    stack.push(j as u32);
+                }
+            }
+        }
+        sizes.push(size);
+    }
+    for &p in idx {
+        labels[p as usize] = 0;
+    }
+    Morphology {
+        n_pixels: idx.len() as i64,
+        n_islands: sizes.len() as i64,
+        n_small_islands: sizes.iter().filter(|&&s| s <= 2).count() as i64,
+        n_medium_islands: sizes.iter().filter(|&&s| s > 2 && s <= 50).count() as i64,
+        n_large_islands: sizes.iter().filter(|&&s| s > 50).count() as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::simtel::CameraSettings;
+    use rand::{Rng, SeedableRng};
+
+    /// The picture-pixel morphology against the all-pixel one on random masks of a hexagonal
+    /// camera (397 pixels): sparse, dense and all-true masks, so that small, medium and large
+    /// islands all occur; exact equality (integer counts).
+    #[test]
+    fn picture_pixel_morphology_equals_the_full_pass() {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let rings = 11i32;
+        for q in -rings..=rings {
+            for r in (-rings).max(-q - rings)..=rings.min(-q + rings) {
+                x.push(0.05 * (q as f32 + 0.5 * r as f32));
+                y.push(0.05 * (r as f32 * 3f32.sqrt() / 2.0));
+            }
+        }
+        let n = x.len();
+        let cs = CameraSettings {
+            n_pixels: n,
+            focal_length: 10.0,
+            pixel_x: x,
+            pixel_y: y,
+            pixel_shape: vec![1; n],
+            pixel_area: vec![0.002; n],
+            ..Default::default()
+        };
+        let geom = CameraGeometry::new("test", &cs, 10.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (mut labels, mut stack) = (Vec::new(), Vec::new());
+        let (mut labels2, mut sizes) = (Vec::new(), Vec::new());
+        let mut seen = [false; 3];
+        for round in 0..300 {
+            let density = [0.02, 0.1, 0.3, 0.5, 0.7, 1.0][round % 6];
+            let mask: Vec<bool> = (0..n).map(|_| rng.random_bool(density)).collect();
+            let idx: Vec<u32> = (0..n as u32).filter(|&i| mask[i as usize]).collect();
+            let full = morphology_parameters(&geom, &mask, &mut labels, &mut stack);
+            let fast =
+                morphology_of_picture(&geom, &mask, &idx, &mut labels2, &mut stack, &mut sizes);
+            assert_eq!(full, fast, "round {round}");
+            assert!(labels2.iter().all(|&l| l == 0));
+            seen[0] |= full.n_small_islands > 0;
+            seen[1] |= full.n_medium_islands > 0;
+            seen[2] |= full.n_large_islands > 0;
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+}

@@ -7,7 +7,7 @@ use crate::concentration::{Concentration, concentration_parameters};
 use crate::geometry::CameraGeometry;
 use crate::hillas::{FrameView, HillasParameters, hillas_parameters};
 use crate::leakage::{Leakage, leakage_parameters};
-use crate::morphology::{Morphology, morphology_parameters};
+use crate::morphology::{Morphology, morphology_of_picture};
 use crate::numpy::np_sum_f32;
 use crate::statistics::{Statistics, descriptive_statistics};
 use crate::timing::{
@@ -66,6 +66,7 @@ pub struct ImageScratch {
     f32buf2: Vec<f32>,
     labels: Vec<u32>,
     stack: Vec<u32>,
+    sizes: Vec<u32>,
     lts: LtsScratch,
 }
 
@@ -183,7 +184,14 @@ pub fn process_image_with(
     let leakage = leakage_parameters(geom, image, &s.idx, &mut s.f32buf2);
     let concentration =
         concentration_parameters(geom, &tel, image, &s.idx, &hillas, &mut s.f32buf2);
-    let morphology = morphology_parameters(geom, mask, &mut s.labels, &mut s.stack);
+    let morphology = morphology_of_picture(
+        geom,
+        mask,
+        &s.idx,
+        &mut s.labels,
+        &mut s.stack,
+        &mut s.sizes,
+    );
     let intensity_statistics = descriptive_statistics(&s.f32buf, &mut s.f32buf2);
     s.f32buf.clear();
     s.f32buf
