@@ -37,9 +37,9 @@ impl caliper_core::ConfigDocs for ExtractorKind {}
 pub struct ExtractorSettings {
     /// Which extractor.
     pub kind: ExtractorKind,
-    /// Window width [samples].
+    /// Window width \[samples\].
     pub window_width: usize,
-    /// Window start before the peak [samples].
+    /// Window start before the peak \[samples\].
     pub window_shift: i64,
     /// Weight of the pixel's own waveform in the neighbour sum.
     pub local_weight: i64,
@@ -72,7 +72,7 @@ impl ExtractorSettings {
 pub struct TelReadout {
     /// Samples per waveform.
     pub n_samples: usize,
-    /// Sampling rate [GHz] = 1 / time_slice (float64, as ctapipe's `CameraReadout`).
+    /// Sampling rate \[GHz\] = 1 / time_slice (float64, as ctapipe's `CameraReadout`).
     pub sampling_rate_ghz: f64,
     /// Integration correction per gain.
     pub correction: Vec<f64>,
@@ -82,12 +82,12 @@ pub struct TelReadout {
     pub any_broken: bool,
     /// The extractor.
     pub extractor: ExtractorSettings,
-    /// Gain-selection threshold on high-gain R0 samples [ADC].
+    /// Gain-selection threshold on high-gain R0 samples \[ADC\].
     pub gain_threshold: f32,
 }
 
 impl TelReadout {
-    /// Build from the telescope description, extractor settings and gain threshold [ADC].
+    /// Build from the telescope description, extractor settings and gain threshold \[ADC\].
     pub fn new(desc: &TelescopeDescription, ex: &ExtractorSettings, gain_threshold: f32) -> Self {
         let ps = &desc.pixel_settings;
         let n_pixels = desc.camera_settings.n_pixels;
@@ -205,7 +205,7 @@ pub fn integration_correction(
 pub struct Dl1Image {
     /// Charge [p.e.].
     pub image: Vec<f32>,
-    /// Peak time [ns].
+    /// Peak time \[ns\].
     pub peak_time: Vec<f32>,
     /// Selected gain channel per pixel (0 high, 1 low).
     pub selected_gain: Vec<u8>,
@@ -234,7 +234,7 @@ impl CalibScratch {
     }
 }
 
-/// Gain selection threshold [ADC] on high-gain R0 samples (ctapipe `ThresholdGainSelector`).
+/// Gain selection threshold \[ADC\] on high-gain R0 samples (ctapipe `ThresholdGainSelector`).
 pub const GAIN_THRESHOLD_ADC: f32 = 4000.0;
 
 /// Calibrate one telescope event into `out` (AVX2 code generation when the CPU has it, else

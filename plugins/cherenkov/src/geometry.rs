@@ -27,7 +27,7 @@ impl PixelShape {
         }
     }
 
-    /// From a sim_telarray code (ctapipe `SIMTEL_PIXEL_SHAPES`): shape and rotation [deg].
+    /// From a sim_telarray code (ctapipe `SIMTEL_PIXEL_SHAPES`): shape and rotation \[deg\].
     /// Unknown codes give `None` (ctapipe then warns and assumes a hexagon at 0°).
     pub fn from_simtel(code: i32) -> Option<(PixelShape, f64)> {
         match code {
@@ -90,21 +90,21 @@ pub struct CameraGeometry {
     pub pix_type: PixelShape,
     /// Whether the shape came from the file (false: unknown code, hexagon assumed).
     pub shape_known: bool,
-    /// Pixel rotation after derotation [deg] (camera frame).
+    /// Pixel rotation after derotation \[deg\] (camera frame).
     pub pix_rotation_deg: f64,
-    /// Pixel x [m], derotated.
+    /// Pixel x \[m\], derotated.
     pub pix_x: Vec<f64>,
-    /// Pixel y [m], derotated.
+    /// Pixel y \[m\], derotated.
     pub pix_y: Vec<f64>,
-    /// Pixel area [m²].
+    /// Pixel area \[m²\].
     pub pix_area: Vec<f64>,
-    /// Telescope frame longitude [deg] (from y).
+    /// Telescope frame longitude \[deg\] (from y).
     pub fov_lon: Vec<f64>,
-    /// Telescope frame latitude [deg] (from x).
+    /// Telescope frame latitude \[deg\] (from x).
     pub fov_lat: Vec<f64>,
-    /// Pixel area in the telescope frame [deg²].
+    /// Pixel area in the telescope frame \[deg²\].
     pub area_deg2: Vec<f64>,
-    /// Focal length used for the telescope frame [m].
+    /// Focal length used for the telescope frame \[m\].
     pub focal_length: f64,
     /// Neighbour lists, CSR: `indices[indptr[p]..indptr[p+1]]`, sorted ascending.
     pub indptr: Vec<u32>,
@@ -139,7 +139,7 @@ impl CameraGeometry {
         Ok(Self::new(cam, cs, focal))
     }
 
-    /// The focal length [m] a telescope's geometry uses under `choice`.
+    /// The focal length \[m\] a telescope's geometry uses under `choice`.
     pub fn from_description_focal(
         t: &TelescopeDescription,
         choice: FocalLengthChoice,
@@ -160,7 +160,7 @@ impl CameraGeometry {
         Ok(focal)
     }
 
-    /// Build from camera settings with a given focal length [m].
+    /// Build from camera settings with a given focal length \[m\].
     pub fn new(name: &str, cs: &CameraSettings, focal_length: f64) -> Self {
         let n = cs.n_pixels;
         let code = cs.pixel_shape.first().copied().unwrap_or(-1);
@@ -248,7 +248,7 @@ impl CameraGeometry {
     }
 
     /// ctapipe `guess_radius`: mean distance of the border-1 pixels from the mean pixel
-    /// position [m].
+    /// position \[m\].
     pub fn guess_radius(&self) -> f64 {
         let n = self.n_pixels() as f64;
         let cx = self.pix_x.iter().sum::<f64>() / n;

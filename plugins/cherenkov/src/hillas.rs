@@ -25,7 +25,7 @@ pub struct HillasParameters {
     pub y: f64,
     /// hypot(x, y).
     pub r: f64,
-    /// atan2(y, x) [rad].
+    /// atan2(y, x) \[rad\].
     pub phi: f64,
     /// Length.
     pub length: f64,
@@ -35,9 +35,9 @@ pub struct HillasParameters {
     pub width: f64,
     /// Width uncertainty.
     pub width_uncertainty: f64,
-    /// Orientation [rad], in (−π/2, π/2].
+    /// Orientation \[rad\], in (−π/2, π/2].
     pub psi: f64,
-    /// Orientation uncertainty [rad].
+    /// Orientation uncertainty \[rad\].
     pub psi_uncertainty: f64,
     /// Transverse cog uncertainty.
     pub transverse_cog_uncertainty: f64,

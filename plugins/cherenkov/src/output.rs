@@ -25,7 +25,7 @@ fn h5err(e: caliper_core::h5::H5Error) -> RunError {
     RunError::H5(e)
 }
 
-/// Angular separation [rad] of two (alt, az) directions.
+/// Angular separation \[rad\] of two (alt, az) directions.
 pub fn angular_separation(alt1: f64, az1: f64, alt2: f64, az2: f64) -> f64 {
     // Vincenty formula (as astropy's angular_separation)
     let dl = az2 - az1;
@@ -543,7 +543,7 @@ pub fn write_events(
     Ok(())
 }
 
-/// Angular errors [deg] of valid stereo events against the MC direction.
+/// Angular errors \[deg\] of valid stereo events against the MC direction.
 pub fn angular_errors(events: &[EventResult]) -> Vec<f64> {
     events
         .iter()

@@ -34,11 +34,11 @@ pub struct TelResult {
     pub params: ImageParameters,
     /// Entered the stereo reconstruction.
     pub used_in_stereo: bool,
-    /// Corrected psi from the stereo reconstruction [rad] (NaN if not used).
+    /// Corrected psi from the stereo reconstruction \[rad\] (NaN if not used).
     pub core_psi: f64,
     /// True p.e. in the image (MCPhotoelectronSum), −1 if unknown.
     pub true_image_sum: f64,
-    /// Distance of the telescope from the true shower axis [m].
+    /// Distance of the telescope from the true shower axis \[m\].
     pub true_impact: f64,
     /// The calibrated image, peak time and mask, if images are kept.
     pub image: Option<(Vec<f32>, Vec<f32>, Vec<bool>)>,
@@ -57,7 +57,7 @@ pub struct EventResult {
     pub triggered: Vec<u16>,
     /// MC shower.
     pub shower: Option<Arc<McShower>>,
-    /// True core (x, y) [m].
+    /// True core (x, y) \[m\].
     pub true_core: (f64, f64),
     /// Per telescope.
     pub tels: Vec<TelResult>,
@@ -102,7 +102,7 @@ pub struct Chain<'a> {
     pub config: &'a CherenkovConfig,
 }
 
-/// Distance [m] of a ground point from the shower axis through `core` with direction (alt, az)
+/// Distance \[m\] of a ground point from the shower axis through `core` with direction (alt, az)
 /// (ctapipe `shower_impact_distance`, right-handed ground frame).
 pub fn impact_distance(pos: [f64; 3], core: (f64, f64), alt: f64, az: f64) -> f64 {
     let d = [alt.cos() * az.cos(), -alt.cos() * az.sin(), alt.sin()];

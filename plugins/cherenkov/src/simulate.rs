@@ -171,15 +171,15 @@ pub struct ImageTruth {
     pub event_id: i64,
     /// Telescope id.
     pub tel_id: u16,
-    /// cog x [m].
+    /// cog x \[m\].
     pub x: f64,
-    /// cog y [m].
+    /// cog y \[m\].
     pub y: f64,
-    /// Length (σ along the axis) [m].
+    /// Length (σ along the axis) \[m\].
     pub length: f64,
-    /// Width [m].
+    /// Width \[m\].
     pub width: f64,
-    /// Orientation [rad].
+    /// Orientation \[rad\].
     pub psi: f64,
     /// Expected signal p.e. on the camera.
     pub intensity: f64,

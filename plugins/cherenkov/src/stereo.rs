@@ -13,36 +13,36 @@ pub struct StereoInput {
     pub tel_id: u16,
     /// Hillas parameters in the telescope frame (deg, rad).
     pub hillas: HillasParameters,
-    /// Telescope pointing (azimuth, altitude) [rad].
+    /// Telescope pointing (azimuth, altitude) \[rad\].
     pub pointing_az_alt: (f64, f64),
-    /// Ground position (x, y, z) [m].
+    /// Ground position (x, y, z) \[m\].
     pub position: [f64; 3],
-    /// Camera radius in the telescope frame [deg] (`guess_radius` through the focal length).
+    /// Camera radius in the telescope frame \[deg\] (`guess_radius` through the focal length).
     pub cam_radius_deg: f64,
 }
 
 /// Reconstructed shower geometry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StereoResult {
-    /// Altitude [rad].
+    /// Altitude \[rad\].
     pub alt: f64,
-    /// Azimuth [rad], in [0, 2π).
+    /// Azimuth \[rad\], in [0, 2π).
     pub az: f64,
-    /// Core x [m] (ground frame).
+    /// Core x \[m\] (ground frame).
     pub core_x: f64,
-    /// Core y [m].
+    /// Core y \[m\].
     pub core_y: f64,
-    /// Core in the tilted frame (x, y) [m].
+    /// Core in the tilted frame (x, y) \[m\].
     pub core_tilted: (f64, f64),
-    /// Height of the shower maximum above sea level [m].
+    /// Height of the shower maximum above sea level \[m\].
     pub h_max: f64,
     /// Mean intensity of the telescopes used.
     pub average_intensity: f64,
-    /// Mean angle between the result and the pairwise crossings [rad].
+    /// Mean angle between the result and the pairwise crossings \[rad\].
     pub direction_uncertainty: f64,
     /// Telescopes used.
     pub telescopes: Vec<u16>,
-    /// Corrected psi per telescope [rad] (ctapipe `parameters.core.psi`).
+    /// Corrected psi per telescope \[rad\] (ctapipe `parameters.core.psi`).
     pub core_psi: Vec<f64>,
 }
 
@@ -142,7 +142,7 @@ fn line_intersection(dirs: &[V3], origins: &[V3]) -> Option<V3> {
     Some([r[0], r[1], r[2]])
 }
 
-/// Reconstruct; `array_pointing` = (az, alt) [rad]; `observatory_height` [m a.s.l.].
+/// Reconstruct; `array_pointing` = (az, alt) \[rad\]; `observatory_height` [m a.s.l.].
 /// Returns `None` with fewer than two telescopes.
 pub fn reconstruct(
     inputs: &[StereoInput],

@@ -23,9 +23,9 @@ pub struct TelSetup {
     pub readout: TelReadout,
     /// Cleaning thresholds.
     pub tailcuts: Tailcuts,
-    /// Ground position [m].
+    /// Ground position \[m\].
     pub position: [f64; 3],
-    /// Camera radius in the telescope frame [deg].
+    /// Camera radius in the telescope frame \[deg\].
     pub cam_radius_deg: f64,
 }
 
@@ -36,7 +36,7 @@ pub struct Subarray {
     pub header: Arc<SimtelHeader>,
     /// Telescopes by id.
     pub tels: BTreeMap<u16, TelSetup>,
-    /// Array pointing (azimuth, altitude) [rad] from the run header.
+    /// Array pointing (azimuth, altitude) \[rad\] from the run header.
     pub array_pointing: (f64, f64),
     /// Observatory height [m a.s.l.]: metadata `ALTITUDE`, else the MC run header's obsheight.
     pub observatory_height: f64,

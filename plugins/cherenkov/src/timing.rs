@@ -10,9 +10,9 @@ use crate::hillas::{FrameView, HillasParameters};
 pub struct TimingParameters {
     /// Slope [ns per frame unit].
     pub slope: f64,
-    /// Intercept [ns] (time at the cog).
+    /// Intercept \[ns\] (time at the cog).
     pub intercept: f64,
-    /// RMS residual [ns].
+    /// RMS residual \[ns\].
     pub deviation: f64,
 }
 

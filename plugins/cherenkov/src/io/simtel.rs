@@ -25,19 +25,19 @@ pub struct RunHeader {
     pub run_type: i32,
     /// 0 = alt/az tracking, else ra/dec.
     pub tracking_mode: i32,
-    /// (azimuth, altitude) [rad] for tracking_mode 0.
+    /// (azimuth, altitude) \[rad\] for tracking_mode 0.
     pub direction: [f32; 2],
-    /// Offset of the field of view [rad].
+    /// Offset of the field of view \[rad\].
     pub offset_fov: [f32; 2],
     /// Convergence depth.
     pub conv_depth: f32,
     /// Telescope ids in header order.
     pub tel_id: Vec<i16>,
-    /// Telescope ground positions (x, y, z) [m].
+    /// Telescope ground positions (x, y, z) \[m\].
     pub tel_pos: Vec<[f32; 3]>,
     /// Minimum telescope multiplicity.
     pub min_tel_trig: i32,
-    /// Duration [s].
+    /// Duration \[s\].
     pub duration: i32,
     /// Target name.
     pub target: String,
@@ -48,23 +48,23 @@ pub struct RunHeader {
 /// MC run header (type 2001, v4); the fields the chain and the outputs use.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct McRunHeader {
-    /// Observation level above sea level [m].
+    /// Observation level above sea level \[m\].
     pub obsheight: f32,
     /// Showers simulated.
     pub n_showers: i32,
     /// Re-uses of each shower.
     pub n_use: i32,
-    /// Core range [m].
+    /// Core range \[m\].
     pub core_range: [f32; 2],
-    /// Altitude range [rad].
+    /// Altitude range \[rad\].
     pub alt_range: [f32; 2],
-    /// Azimuth range [rad].
+    /// Azimuth range \[rad\].
     pub az_range: [f32; 2],
     /// Diffuse flag.
     pub diffuse: i32,
-    /// View-cone [deg].
+    /// View-cone \[deg\].
     pub viewcone: [f32; 2],
-    /// Energy range [TeV].
+    /// Energy range \[TeV\].
     pub energy_range: [f32; 2],
     /// Spectral index.
     pub spectral_index: f32,
@@ -77,25 +77,25 @@ pub struct CameraSettings {
     pub version: u32,
     /// Pixels.
     pub n_pixels: usize,
-    /// Equivalent focal length [m].
+    /// Equivalent focal length \[m\].
     pub focal_length: f32,
-    /// Effective focal length [m] (v5+).
+    /// Effective focal length \[m\] (v5+).
     pub effective_focal_length: Option<f32>,
-    /// Pixel x [m] (camera frame, before derotation).
+    /// Pixel x \[m\] (camera frame, before derotation).
     pub pixel_x: Vec<f32>,
-    /// Pixel y [m].
+    /// Pixel y \[m\].
     pub pixel_y: Vec<f32>,
     /// Pixel shape code per pixel (−1 = unknown, before v4).
     pub pixel_shape: Vec<i32>,
-    /// Pixel area [m²].
+    /// Pixel area \[m²\].
     pub pixel_area: Vec<f32>,
-    /// Pixel size [m].
+    /// Pixel size \[m\].
     pub pixel_size: Vec<f32>,
     /// Mirrors.
     pub n_mirrors: i32,
-    /// Mirror area [m²].
+    /// Mirror area \[m²\].
     pub mirror_area: f32,
-    /// Camera rotation [rad] (v3+).
+    /// Camera rotation \[rad\] (v3+).
     pub cam_rot: f32,
 }
 
@@ -119,7 +119,7 @@ pub struct PixelSettings {
     pub time_slice: f32,
     /// Samples read out (v1+).
     pub sum_bins: i32,
-    /// Reference pulse step [ns] (v2+).
+    /// Reference pulse step \[ns\] (v2+).
     pub ref_step: f32,
     /// Reference pulse shape per gain (v2+), float16 widened.
     pub ref_shape: Vec<Vec<f32>>,
@@ -164,7 +164,7 @@ pub struct TelCalibration {
     pub pedestal_per_sample: Vec<f32>,
     /// p.e. per ADC count (`[g][p]`).
     pub dc_to_pe: Vec<f32>,
-    /// Time offsets [ns] (`[g][p]`, LaserCalibration v2+), zero when absent.
+    /// Time offsets \[ns\] (`[g][p]`, LaserCalibration v2+), zero when absent.
     pub time_shift: Vec<f32>,
 }
 
@@ -175,19 +175,19 @@ pub struct McShower {
     pub shower_num: i32,
     /// CORSIKA primary id.
     pub primary_id: i32,
-    /// Energy [TeV].
+    /// Energy \[TeV\].
     pub energy: f32,
-    /// Azimuth [rad].
+    /// Azimuth \[rad\].
     pub azimuth: f32,
-    /// Altitude [rad].
+    /// Altitude \[rad\].
     pub altitude: f32,
     /// Starting depth [g/cm²] (v1+).
     pub depth_start: f32,
-    /// Height of first interaction [m].
+    /// Height of first interaction \[m\].
     pub h_first_int: f32,
     /// Xmax [g/cm²].
     pub xmax: f32,
-    /// Hmax [m] (v1+).
+    /// Hmax \[m\] (v1+).
     pub hmax: f32,
 }
 
@@ -198,9 +198,9 @@ pub struct McEvent {
     pub event_id: i32,
     /// Shower number.
     pub shower_num: i32,
-    /// Core x [m].
+    /// Core x \[m\].
     pub xcore: f32,
-    /// Core y [m].
+    /// Core y \[m\].
     pub ycore: f32,
 }
 
@@ -213,7 +213,7 @@ pub struct TriggerInfo {
     pub gps_time: (i32, i32),
     /// Telescopes that triggered.
     pub triggered_telescopes: Vec<i16>,
-    /// Their relative trigger times [ns].
+    /// Their relative trigger times \[ns\].
     pub trigger_times: Vec<f32>,
     /// Telescopes with data.
     pub telescopes_with_data: Vec<i16>,
@@ -224,18 +224,18 @@ pub struct TriggerInfo {
 /// Tracking position of one telescope (type 2100+).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Tracking {
-    /// Raw azimuth [rad].
+    /// Raw azimuth \[rad\].
     pub azimuth_raw: f32,
-    /// Raw altitude [rad].
+    /// Raw altitude \[rad\].
     pub altitude_raw: f32,
-    /// Corrected azimuth [rad] if present.
+    /// Corrected azimuth \[rad\] if present.
     pub azimuth_cor: Option<f32>,
-    /// Corrected altitude [rad] if present.
+    /// Corrected altitude \[rad\] if present.
     pub altitude_cor: Option<f32>,
 }
 
 impl Tracking {
-    /// (azimuth, altitude) [rad] as ctapipe uses them: corrected when present, |alt| clipped
+    /// (azimuth, altitude) \[rad\] as ctapipe uses them: corrected when present, |alt| clipped
     /// to π/2 (`SimTelEventSource._fill_event_pointing`).
     pub fn az_alt(&self) -> (f64, f64) {
         let (az, alt) = match (self.azimuth_cor, self.altitude_cor) {
@@ -316,7 +316,7 @@ pub struct SimtelHeader {
 }
 
 impl SimtelHeader {
-    /// Ground position (x, y, z) [m] of a telescope.
+    /// Ground position (x, y, z) \[m\] of a telescope.
     pub fn tel_position(&self, tel_id: u16) -> Option<[f64; 3]> {
         let rh = &self.run_header;
         rh.tel_id
