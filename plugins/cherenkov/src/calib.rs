@@ -472,30 +472,8 @@ fn calibrate_impl<const AVX2: bool>(
     // extract_around_peak
     let rate = ro.sampling_rate_ghz;
     for p in 0..np {
-        let w = &wave[p * ns..(p + 1) * ns];
-        let pk = peak[p];
-        let start = (pk - shift).max(0) as usize;
-        let end = ((pk - shift + width as i64).max(0) as usize).min(ns);
-        let mut sum = 0.0f64;
-        let mut num = 0.0f64;
-        let mut den = 0.0f64;
-        for (s, &v) in w.iter().enumerate().take(end).skip(start) {
-            let v = f64::from(v);
-            sum += v;
-            // branch-free form of `if v > 0 { num += v·s; den += v }`: adding +0.0 leaves
-            // both sums bit-identical
-            let pos = if v > 0.0 { v } else { 0.0 };
-            num += pos * s as f64;
-            den += pos;
-        }
-        let t0 = if den > 0.0 {
-            (num / den) as f32
-        } else {
-            pk as f32
-        };
-        let t = (f64::from(t0) / rate) as f32;
+        let (q, t) = extract_around_peak(&wave[p * ns..(p + 1) * ns], peak[p], shift, width, rate);
         let g = out.selected_gain[p] as usize;
-        let q = sum as f32;
         // _apply_correction: (charge · correction[gain]).astype(float32)
         let corr = ro.correction.get(g).copied().unwrap_or(1.0);
         out.image[p] = (f64::from(q) * corr) as f32;
@@ -503,6 +481,42 @@ fn calibrate_impl<const AVX2: bool>(
         out.peak_time[p] = t - cal.time_shift[g * np + p];
     }
     fill_broken(geom, ro, out);
+}
+
+/// ctapipe `extract_around_peak` of one waveform `w` (its `n_samples` samples): the window
+/// `[peak − shift, peak − shift + width)` clipped to the trace, summed in float64, and the
+/// peak time as the positive-weighted mean sample index (the peak itself when no sample is
+/// positive), stored as float32 before and after the division by the sampling rate [GHz].
+/// Returns (charge, peak time [ns]) as float32; shared by the baseline build and the scalar
+/// pixels of `calib_avx2`, which must stay bit-identical.
+#[inline(always)]
+pub(crate) fn extract_around_peak(
+    w: &[f32],
+    pk: i64,
+    shift: i64,
+    width: usize,
+    rate: f64,
+) -> (f32, f32) {
+    let start = (pk - shift).max(0) as usize;
+    let end = ((pk - shift + width as i64).max(0) as usize).min(w.len());
+    let mut sum = 0.0f64;
+    let mut num = 0.0f64;
+    let mut den = 0.0f64;
+    for (s, &v) in w.iter().enumerate().take(end).skip(start) {
+        let v = f64::from(v);
+        sum += v;
+        // branch-free form of `if v > 0 { num += v·s; den += v }`: adding +0.0 leaves
+        // both sums bit-identical (they are never −0.0)
+        let pos = if v > 0.0 { v } else { 0.0 };
+        num += pos * s as f64;
+        den += pos;
+    }
+    let t0 = if den > 0.0 {
+        (num / den) as f32
+    } else {
+        pk as f32
+    };
+    (sum as f32, (f64::from(t0) / rate) as f32)
 }
 
 /// Lanes of the float64 neighbour sum: 8 samples = four SSE2 `f64` registers per chain.
@@ -1050,27 +1064,39 @@ mod tests {
             pixel_area: vec![0.002; 7],
             ..Default::default()
         };
+        let ps = PixelSettings {
+            time_slice: 1.0,
+            sum_bins: 10,
+            ..Default::default()
+        };
+        describe(cs, 1, ps, hv_disabled)
+    }
+
+    /// A telescope of camera `cs` (one drawer) with `n_gains` gains, the given pixel
+    /// settings and HV-disabled pixels, and its geometry.
+    fn describe(
+        cs: CameraSettings,
+        n_gains: usize,
+        pixel_settings: PixelSettings,
+        hv_disabled: Vec<i32>,
+    ) -> (TelescopeDescription, CameraGeometry) {
+        let g = CameraGeometry::new("test", &cs, 10.0);
         let desc = TelescopeDescription {
             tel_id: 1,
-            camera_settings: cs.clone(),
             camera_organisation: CameraOrganisation {
-                n_pixels: 7,
+                n_pixels: cs.n_pixels,
                 n_drawers: 1,
-                n_gains: 1,
+                n_gains,
                 n_sectors: 0,
             },
-            pixel_settings: PixelSettings {
-                time_slice: 1.0,
-                sum_bins: 10,
-                ..Default::default()
-            },
+            camera_settings: cs,
+            pixel_settings,
             disabled_pixels: DisabledPixels {
                 trigger_disabled: vec![],
                 hv_disabled,
             },
             meta: Default::default(),
         };
-        let g = CameraGeometry::new("test", &cs, 10.0);
         (desc, g)
     }
 
@@ -1273,52 +1299,20 @@ mod tests {
         n_gains: usize,
         time_slice: f32,
     ) -> (TelescopeDescription, CameraGeometry) {
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for q in -rings..=rings {
-            for r in (-rings).max(-q - rings)..=rings.min(-q + rings) {
-                x.push(0.05 * (q as f32 + 0.5 * r as f32));
-                y.push(0.05 * (r as f32 * 3f32.sqrt() / 2.0));
-            }
-        }
-        let n = x.len();
-        let cs = CameraSettings {
-            n_pixels: n,
-            focal_length: 10.0,
-            pixel_x: x,
-            pixel_y: y,
-            pixel_shape: vec![1; n],
-            pixel_area: vec![0.002; n],
+        let ps = PixelSettings {
+            time_slice,
+            sum_bins: n_samples as i32,
+            ref_step: 0.25,
+            ref_shape: vec![
+                (0..80)
+                    .map(|i| (-((i as f32 - 20.0) / 6.0).powi(2)).exp())
+                    .collect();
+                n_gains
+            ],
             ..Default::default()
         };
-        let desc = TelescopeDescription {
-            tel_id: 1,
-            camera_settings: cs.clone(),
-            camera_organisation: CameraOrganisation {
-                n_pixels: n,
-                n_drawers: 1,
-                n_gains,
-                n_sectors: 0,
-            },
-            pixel_settings: PixelSettings {
-                time_slice,
-                sum_bins: n_samples as i32,
-                ref_step: 0.25,
-                ref_shape: vec![
-                    (0..80)
-                        .map(|i| (-((i as f32 - 20.0) / 6.0).powi(2)).exp())
-                        .collect();
-                    n_gains
-                ],
-                ..Default::default()
-            },
-            disabled_pixels: DisabledPixels {
-                trigger_disabled: vec![],
-                hv_disabled,
-            },
-            meta: Default::default(),
-        };
-        let g = CameraGeometry::new("test", &cs, 10.0);
-        (desc, g)
+        let cs = crate::geometry::hex_camera_settings(rings);
+        describe(cs, n_gains, ps, hv_disabled)
     }
 
     /// Bitwise equality of two DL1 images (NaN-safe).

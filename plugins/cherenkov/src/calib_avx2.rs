@@ -458,7 +458,7 @@ fn exact_peak(wave: &[f32], stride: usize, ns: usize, p: usize, nb: &[u32], lw: 
 /// float32 stores before and after the division by the sampling rate), the integration
 /// correction and the tm_calib shift, as `calib::calibrate_baseline`.
 struct Extractor {
-    width: i64,
+    width: usize,
     shift: i64,
     stride: usize,
     corr: [f64; 2],
@@ -481,7 +481,7 @@ impl Extractor {
         Self {
             two_gains,
             simd_ok,
-            width: im.width as i64,
+            width: im.width,
             shift: im.shift,
             stride: 8 * im.n_samples.div_ceil(8),
             corr: [
@@ -489,14 +489,6 @@ impl Extractor {
                 im.correction.get(1).copied().unwrap_or(1.0),
             ],
         }
-    }
-
-    /// Window `[start, end)` of a peak, clipped to the trace.
-    #[inline]
-    fn window(&self, pk: i64, ns: usize) -> (usize, usize) {
-        let start = (pk - self.shift).max(0) as usize;
-        let end = ((pk - self.shift + self.width).max(0) as usize).min(ns);
-        (start, end)
     }
 
     /// Pixels `p..p + 4` (window width ≤ 8) in the float64 lanes: each lane adds its own
@@ -516,8 +508,9 @@ impl Extractor {
         let ns = im.n_samples;
         let zero = _mm256_setzero_pd();
         let zero4 = _mm_setzero_si128();
-        // the windows of the four pixels in int32 lanes, as `Extractor::window` (peaks < 64,
-        // |shift| ≤ 2^20 and width ≤ 8, checked by `simd_ok`, so nothing overflows)
+        // the windows of the four pixels in int32 lanes, as `calib::extract_around_peak`
+        // (peaks < 64, |shift| ≤ 2^20 and width ≤ 8, checked by `simd_ok`, so nothing
+        // overflows)
         assert!(self.simd_ok && p + 4 <= np && sc.peak.len() >= np && im.gain.len() >= np);
         assert!(sc.wave.len() >= np * self.stride + 8);
         // SAFETY: p + 4 ≤ np ≤ peak.len() (asserted above).
@@ -584,7 +577,7 @@ impl Extractor {
         let startv = _mm256_cvtepi32_pd(start);
         let countv = _mm256_cvtepi32_pd(count);
         let (mut sum, mut num, mut den) = (zero, zero, zero);
-        for k in 0..self.width as usize {
+        for k in 0..self.width {
             let half = if k < 4 {
                 _mm256_castps256_ps128(u[k])
             } else {
@@ -635,29 +628,11 @@ impl Extractor {
         peak_time: &mut [f32],
     ) {
         let np = im.n_pixels;
-        let ns = im.n_samples;
-        let w = &sc.wave[p * self.stride..p * self.stride + ns];
+        let w = &sc.wave[p * self.stride..p * self.stride + im.n_samples];
         let pk = i64::from(sc.peak[p]);
-        let (start, end) = self.window(pk, ns);
-        let mut sum = 0.0f64;
-        let mut num = 0.0f64;
-        let mut den = 0.0f64;
-        for (s, &v) in w.iter().enumerate().take(end).skip(start) {
-            let v = f64::from(v);
-            sum += v;
-            // adding +0.0 leaves both sums bit-identical (they are never −0.0)
-            let pos = if v > 0.0 { v } else { 0.0 };
-            num += pos * s as f64;
-            den += pos;
-        }
-        let t0 = if den > 0.0 {
-            (num / den) as f32
-        } else {
-            pk as f32
-        };
-        let t = (f64::from(t0) / im.rate) as f32;
+        let (q, t) = crate::calib::extract_around_peak(w, pk, self.shift, self.width, im.rate);
         let g = usize::from(im.gain[p]);
-        image[p] = (f64::from(sum as f32) * self.corr[g.min(1)]) as f32;
+        image[p] = (f64::from(q) * self.corr[g.min(1)]) as f32;
         peak_time[p] = t - im.time_shift[g * np + p];
     }
 }

@@ -354,3 +354,26 @@ pub fn compute_neighbors(x: &[f64], y: &[f64], shape: PixelShape) -> (Vec<u32>, 
     }
     (indptr, indices)
 }
+
+/// Camera settings of a hexagonal grid of `rings` rings around a centre pixel
+/// (1 + 3·r·(r+1) pixels 5 cm apart, 6 neighbours inside), for the unit tests.
+#[cfg(test)]
+pub(crate) fn hex_camera_settings(rings: i32) -> CameraSettings {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for q in -rings..=rings {
+        for r in (-rings).max(-q - rings)..=rings.min(-q + rings) {
+            x.push(0.05 * (q as f32 + 0.5 * r as f32));
+            y.push(0.05 * (r as f32 * 3f32.sqrt() / 2.0));
+        }
+    }
+    let n = x.len();
+    CameraSettings {
+        n_pixels: n,
+        focal_length: 10.0,
+        pixel_x: x,
+        pixel_y: y,
+        pixel_shape: vec![1; n],
+        pixel_area: vec![0.002; n],
+        ..Default::default()
+    }
+}

@@ -47,20 +47,37 @@ pub fn label_islands(
             continue;
         }
         n += 1;
-        labels[p] = n;
-        stack.clear();
-        stack.push(p as u32);
-        while let Some(q) = stack.pop() {
-            for &j in geom.neighbors(q as usize) {
-                let j = j as usize;
-                if mask[j] && labels[j] == 0 {
-                    labels[j] = n;
-                    stack.push(j as u32);
-                }
+        fill_island(geom, mask, labels, stack, p, n);
+    }
+    n
+}
+
+/// Labels `n` on the island of mask pixel `p` (unlabelled, as all of its island) by a
+/// depth-first walk over the neighbour graph with the explicit `stack`; returns its size.
+#[inline(always)]
+fn fill_island(
+    geom: &CameraGeometry,
+    mask: &[bool],
+    labels: &mut [u32],
+    stack: &mut Vec<u32>,
+    p: usize,
+    n: u32,
+) -> u32 {
+    labels[p] = n;
+    let mut size = 1;
+    stack.clear();
+    stack.push(p as u32);
+    while let Some(q) = stack.pop() {
+        for &j in geom.neighbors(q as usize) {
+            let j = j as usize;
+            if mask[j] && labels[j] == 0 {
+                labels[j] = n;
+                size += 1;
+                stack.push(j as u32);
             }
         }
     }
-    n
+    size
 }
 
 /// Morphology of a mask.
@@ -109,21 +126,7 @@ pub(crate) fn morphology_of_picture(
             continue;
         }
         let n = sizes.len() as u32 + 1;
-        labels[p] = n;
-        let mut size = 1;
-        stack.clear();
-        stack.push(p as u32);
-        while let Some(q) = stack.pop() {
-            for &j in geom.neighbors(q as usize) {
-                let j = j as usize;
-                if mask[j] && labels[j] == 0 {
-                    labels[j] = n;
-                    size += 1;
-                    stack.push(j as u32);
-                }
-            }
-        }
-        sizes.push(size);
+        sizes.push(fill_island(geom, mask, labels, stack, p, n));
     }
     for &p in idx {
         labels[p as usize] = 0;
@@ -140,7 +143,6 @@ pub(crate) fn morphology_of_picture(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::simtel::CameraSettings;
     use rand::{Rng, SeedableRng};
 
     /// The picture-pixel morphology against the all-pixel one on random masks of a hexagonal
@@ -148,24 +150,8 @@ mod tests {
     /// islands all occur; exact equality (integer counts).
     #[test]
     fn picture_pixel_morphology_equals_the_full_pass() {
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        let rings = 11i32;
-        for q in -rings..=rings {
-            for r in (-rings).max(-q - rings)..=rings.min(-q + rings) {
-                x.push(0.05 * (q as f32 + 0.5 * r as f32));
-                y.push(0.05 * (r as f32 * 3f32.sqrt() / 2.0));
-            }
-        }
-        let n = x.len();
-        let cs = CameraSettings {
-            n_pixels: n,
-            focal_length: 10.0,
-            pixel_x: x,
-            pixel_y: y,
-            pixel_shape: vec![1; n],
-            pixel_area: vec![0.002; n],
-            ..Default::default()
-        };
+        let cs = crate::geometry::hex_camera_settings(11);
+        let n = cs.n_pixels;
         let geom = CameraGeometry::new("test", &cs, 10.0);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let (mut labels, mut stack) = (Vec::new(), Vec::new());

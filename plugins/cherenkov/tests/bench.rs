@@ -1,8 +1,51 @@
 //! Throughput numbers (run by hand: `cargo test --release -p caliper-cherenkov --test bench --
 //! --ignored --nocapture`); no timing assertions.
 
+use caliper_cherenkov::config::CherenkovConfig;
+use caliper_cherenkov::geometry::FocalLengthChoice;
+use caliper_cherenkov::io::simtel::{ArrayEvent, SimtelReader};
+use caliper_cherenkov::subarray::Subarray;
 use caliper_core::Instrument;
 use caliper_core::testing::shared_data;
+use std::path::Path;
+
+/// The shared files the benchmarks read, with their focal length choice.
+const SHARED_FILES: [(&str, FocalLengthChoice); 2] = [
+    (
+        "cherenkov/gamma_test.simtel.gz",
+        FocalLengthChoice::Equivalent,
+    ),
+    (
+        "cherenkov/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst",
+        FocalLengthChoice::Effective,
+    ),
+];
+
+/// Every event of a sim_telarray file (read until the end or the first error), with the
+/// reader (for its header).
+fn read_events(path: &Path) -> (SimtelReader, Vec<ArrayEvent>) {
+    let mut r = SimtelReader::open(path).unwrap();
+    let mut events = Vec::new();
+    while let Some(Ok(e)) = r.next_event() {
+        events.push(e);
+    }
+    (r, events)
+}
+
+/// The default configuration with focal length choice `fl`, and the subarray of `r`'s file.
+fn subarray(r: &SimtelReader, fl: FocalLengthChoice) -> (CherenkovConfig, Subarray) {
+    let cfg = CherenkovConfig {
+        focal_length_choice: fl,
+        ..Default::default()
+    };
+    let sub = Subarray::new(r.header().clone(), &cfg).unwrap();
+    (cfg, sub)
+}
+
+/// The first 24 characters of a shared file's name (without its folder), for the tables.
+fn short_name(f: &str) -> String {
+    f.rsplit('/').next().unwrap_or(f).chars().take(24).collect()
+}
 
 #[test]
 #[ignore]
@@ -24,16 +67,7 @@ fn bench_numbers() {
         );
     }
     // the shared files: decompression + decoding, and the chain with events in memory
-    for (f, fl) in [
-        (
-            "cherenkov/gamma_test.simtel.gz",
-            caliper_cherenkov::geometry::FocalLengthChoice::Equivalent,
-        ),
-        (
-            "cherenkov/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst",
-            caliper_cherenkov::geometry::FocalLengthChoice::Effective,
-        ),
-    ] {
+    for (f, fl) in SHARED_FILES {
         let Some(p) = shared_data(f) else { return };
         let t = std::time::Instant::now();
         let (mut s, _, _) = caliper_cherenkov::io::open_stream(&p).unwrap();
@@ -48,17 +82,9 @@ fn bench_numbers() {
         }
         let td = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
-        let mut r = caliper_cherenkov::io::simtel::SimtelReader::open(&p).unwrap();
-        let mut events = Vec::new();
-        while let Some(Ok(e)) = r.next_event() {
-            events.push(e);
-        }
+        let (r, events) = read_events(&p);
         let tr = t.elapsed().as_secs_f64();
-        let cfg = caliper_cherenkov::config::CherenkovConfig {
-            focal_length_choice: fl,
-            ..Default::default()
-        };
-        let sub = caliper_cherenkov::subarray::Subarray::new(r.header().clone(), &cfg).unwrap();
+        let (cfg, sub) = subarray(&r, fl);
         println!(
             "{f}: decompression alone {:.0} MB/s ({n} bytes in {td:.3} s); decompress+decode {tr:.3} s ({} events)",
             n as f64 / td / 1e6,
@@ -150,22 +176,14 @@ fn bench_split() {
             p
         }
     };
-    let mut r = caliper_cherenkov::io::simtel::SimtelReader::open(&path).unwrap();
-    let mut events = Vec::new();
-    while let Some(Ok(e)) = r.next_event() {
-        events.push(e);
-    }
+    let (r, mut events) = read_events(&path);
     if let Some(k) = std::env::var("BENCH_EVENTS")
         .ok()
         .and_then(|s| s.parse().ok())
     {
         events.truncate(k);
     }
-    let cfg = caliper_cherenkov::config::CherenkovConfig {
-        focal_length_choice: caliper_cherenkov::geometry::FocalLengthChoice::Equivalent,
-        ..Default::default()
-    };
-    let sub = caliper_cherenkov::subarray::Subarray::new(r.header().clone(), &cfg).unwrap();
+    let (cfg, sub) = subarray(&r, FocalLengthChoice::Equivalent);
     let (mut cs, mut is, mut dl1, mut mask) = (
         CalibScratch::default(),
         ImageScratch::default(),
@@ -294,27 +312,10 @@ fn bench_calib_cameras() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    for (f, fl) in [
-        (
-            "cherenkov/gamma_test.simtel.gz",
-            caliper_cherenkov::geometry::FocalLengthChoice::Equivalent,
-        ),
-        (
-            "cherenkov/gamma_20deg_0deg_run102___cta-prod4-sst-1m_desert-2150m-Paranal-sst-1m.simtel.zst",
-            caliper_cherenkov::geometry::FocalLengthChoice::Effective,
-        ),
-    ] {
+    for (f, fl) in SHARED_FILES {
         let Some(p) = shared_data(f) else { return };
-        let mut r = caliper_cherenkov::io::simtel::SimtelReader::open(&p).unwrap();
-        let mut events = Vec::new();
-        while let Some(Ok(e)) = r.next_event() {
-            events.push(e);
-        }
-        let cfg = caliper_cherenkov::config::CherenkovConfig {
-            focal_length_choice: fl,
-            ..Default::default()
-        };
-        let sub = caliper_cherenkov::subarray::Subarray::new(r.header().clone(), &cfg).unwrap();
+        let (r, events) = read_events(&p);
+        let (_, sub) = subarray(&r, fl);
         let (mut cs, mut cs_b, mut dl1) = (
             CalibScratch::default(),
             CalibScratch::default(),
@@ -325,62 +326,51 @@ fn bench_calib_cameras() {
         let only: Option<usize> = std::env::var("BENCH_PIXELS")
             .ok()
             .and_then(|s| s.parse().ok());
-        for ev in &events {
-            for te in &ev.telescopes {
-                if only.is_some_and(|n| n != te.n_pixels) {
-                    continue;
+        // the selected images, each with its telescope and calibration
+        let images = || {
+            events
+                .iter()
+                .flat_map(|ev| &ev.telescopes)
+                .filter(|te| only.is_none_or(|n| n == te.n_pixels))
+                .map(|te| (te, &sub.tels[&te.tel_id], te.calibration.as_ref().unwrap()))
+        };
+        for (te, s, cal) in images() {
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let c0 = thread_cpu_seconds();
+                for _ in 0..reps {
+                    calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
                 }
-                let s = &sub.tels[&te.tel_id];
-                let cal = te.calibration.as_ref().unwrap();
-                let mut best = f64::INFINITY;
-                for _ in 0..3 {
-                    let c0 = thread_cpu_seconds();
-                    for _ in 0..reps {
-                        calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
-                    }
-                    best = best.min((thread_cpu_seconds() - c0) / reps as f64);
-                }
-                let e = per_camera
-                    .entry((te.n_pixels, te.n_samples))
-                    .or_insert((0usize, 0.0f64));
-                e.0 += 1;
-                e.1 += best;
+                best = best.min((thread_cpu_seconds() - c0) / reps as f64);
             }
+            let e = per_camera
+                .entry((te.n_pixels, te.n_samples))
+                .or_insert((0usize, 0.0f64));
+            e.0 += 1;
+            e.1 += best;
         }
         // cycling through all images (cache-cold as in the chain)
         let mut cold = std::collections::BTreeMap::new();
         for _ in 0..reps {
-            for ev in &events {
-                for te in &ev.telescopes {
-                    if only.is_some_and(|n| n != te.n_pixels) {
-                        continue;
-                    }
-                    let s = &sub.tels[&te.tel_id];
-                    let cal = te.calibration.as_ref().unwrap();
-                    let c0 = thread_cpu_seconds();
-                    calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
-                    let c1 = thread_cpu_seconds();
-                    calibrate_baseline(te, cal, &s.geometry, &s.readout, &mut cs_b, &mut dl1);
-                    let c2 = thread_cpu_seconds();
-                    let e = cold
-                        .entry((te.n_pixels, te.n_samples))
-                        .or_insert((0usize, 0.0f64, 0.0f64));
-                    e.0 += 1;
-                    e.1 += c1 - c0;
-                    e.2 += c2 - c1;
-                }
+            for (te, s, cal) in images() {
+                let c0 = thread_cpu_seconds();
+                calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
+                let c1 = thread_cpu_seconds();
+                calibrate_baseline(te, cal, &s.geometry, &s.readout, &mut cs_b, &mut dl1);
+                let c2 = thread_cpu_seconds();
+                let e = cold
+                    .entry((te.n_pixels, te.n_samples))
+                    .or_insert((0usize, 0.0f64, 0.0f64));
+                e.0 += 1;
+                e.1 += c1 - c0;
+                e.2 += c2 - c1;
             }
         }
         for ((np, ns), (k, t, tb)) in &cold {
             let (t, tb) = (t / *k as f64, tb / *k as f64);
             println!(
                 "{}: {np} px x {ns} samples, cycling through all images: calibrate {:.1} us/image on-CPU, {:.2} ns/sample (baseline SSE2 build {:.1} us/image)",
-                f.rsplit('/')
-                    .next()
-                    .unwrap_or(f)
-                    .chars()
-                    .take(24)
-                    .collect::<String>(),
+                short_name(f),
                 t * 1e6,
                 t * 1e9 / (np * ns) as f64,
                 tb * 1e6
@@ -391,12 +381,7 @@ fn bench_calib_cameras() {
             let t = t / *k as f64;
             println!(
                 "{}: {np} px x {ns} samples: {k} images, each repeated (cache-warm): calibrate {:.1} us/image on-CPU, {:.2} ns/sample",
-                f.rsplit('/')
-                    .next()
-                    .unwrap_or(f)
-                    .chars()
-                    .take(24)
-                    .collect::<String>(),
+                short_name(f),
                 t * 1e6,
                 t * 1e9 / (np * ns) as f64
             );
