@@ -372,12 +372,7 @@ impl PixelStats {
     /// Frame lengths are checked before anything changes.
     pub fn reset_with_frames<T: Sample>(&mut self, frames: &[&[T]]) -> Result<(), StatsError> {
         let len = self.mean.len();
-        if let Some(bad) = frames.iter().find(|f| f.len() != len) {
-            return Err(StatsError::FrameLength {
-                expected: len,
-                got: bad.len(),
-            });
-        }
+        check_frame_lengths(len, frames)?;
         self.frames = 0;
         if frames.is_empty() {
             self.mean.fill(0.0);
@@ -398,12 +393,7 @@ impl PixelStats {
         allow_avx2: bool,
     ) -> Result<(), StatsError> {
         let len = self.mean.len();
-        if let Some(bad) = frames.iter().find(|f| f.len() != len) {
-            return Err(StatsError::FrameLength {
-                expected: len,
-                got: bad.len(),
-            });
-        }
+        check_frame_lengths(len, frames)?;
         if frames.is_empty() {
             return Ok(());
         }
@@ -456,14 +446,8 @@ impl PixelStats {
         allow_avx2: bool,
         tile: usize,
     ) -> Result<(), StatsError> {
-        use rayon::prelude::*;
         let len = self.mean.len();
-        if let Some(bad) = frames.iter().find(|f| f.len() != len) {
-            return Err(StatsError::FrameLength {
-                expected: len,
-                got: bad.len(),
-            });
-        }
+        check_frame_lengths(len, frames)?;
         if frames.is_empty() {
             return Ok(());
         }
@@ -477,24 +461,24 @@ impl PixelStats {
             blocks.push((b, empty, self.frames));
         }
         let avx2 = use_avx2(allow_avx2);
-        self.mean[..len]
-            .par_chunks_mut(tile)
-            .zip(self.m2[..len].par_chunks_mut(tile))
-            .zip(self.min[..len].par_chunks_mut(tile))
-            .zip(self.max[..len].par_chunks_mut(tile))
-            .enumerate()
-            .for_each(|(t, (((mean, m2), lo), hi))| {
-                let base = t * tile;
-                let end = base + mean.len();
-                let mut state = BlockState { mean, m2, lo, hi };
-                // One small vector of slice references per tile (not per pixel).
-                let mut sub: Vec<&[T]> = Vec::with_capacity(max_block.max(1));
-                for &(b, empty, n) in &blocks {
-                    sub.clear();
-                    sub.extend(b.iter().map(|f| &f[base..end]));
-                    update_state(&mut state, &sub, empty, n, avx2);
-                }
-            });
+        let arrays = (
+            &mut self.mean[..len],
+            &mut self.m2[..len],
+            &mut self.min[..len],
+            &mut self.max[..len],
+        );
+        par_tiles4(tile, arrays, |t, mean, m2, lo, hi| {
+            let base = t * tile;
+            let end = base + mean.len();
+            let mut state = BlockState { mean, m2, lo, hi };
+            // One small vector of slice references per tile (not per pixel).
+            let mut sub: Vec<&[T]> = Vec::with_capacity(max_block.max(1));
+            for &(b, empty, n) in &blocks {
+                sub.clear();
+                sub.extend(b.iter().map(|f| &f[base..end]));
+                update_state(&mut state, &sub, empty, n, avx2);
+            }
+        });
         Ok(())
     }
 
@@ -515,20 +499,10 @@ impl PixelStats {
     /// The result depends only on the two operands, so merging partials in a fixed order is
     /// reproducible bit for bit. Merging into an empty accumulator copies `other` exactly.
     pub fn merge(&mut self, other: &PixelStats) -> Result<(), StatsError> {
+        if merge_trivial(self, other)? {
+            return Ok(());
+        }
         let len = self.mean.len();
-        if other.mean.len() != len {
-            return Err(StatsError::ShapeMismatch {
-                this: len,
-                other: other.mean.len(),
-            });
-        }
-        if other.frames == 0 {
-            return Ok(());
-        }
-        if self.frames == 0 {
-            self.clone_from(other);
-            return Ok(());
-        }
         let na = self.frames as f64;
         let nb = other.frames as f64;
         let n = na + nb;
@@ -603,6 +577,77 @@ impl PixelStats {
     pub fn std_sample(&self) -> Vec<f64> {
         self.scaled_m2(self.frames.saturating_sub(1), true)
     }
+}
+
+/// Every frame's length against the state's `len` pixels, before anything changes.
+fn check_frame_lengths<T>(len: usize, frames: &[&[T]]) -> Result<(), StatsError> {
+    match frames.iter().find(|f| f.len() != len) {
+        Some(bad) => Err(StatsError::FrameLength {
+            expected: len,
+            got: bad.len(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What the merges of [`PixelStats`] and [`I16PixelStats`] share.
+trait MergeOperand: Clone {
+    fn pixels(&self) -> usize;
+    fn frames(&self) -> u64;
+}
+
+impl MergeOperand for PixelStats {
+    fn pixels(&self) -> usize {
+        self.mean.len()
+    }
+    fn frames(&self) -> u64 {
+        self.frames
+    }
+}
+
+impl MergeOperand for I16PixelStats {
+    fn pixels(&self) -> usize {
+        self.sum.len()
+    }
+    fn frames(&self) -> u64 {
+        self.frames
+    }
+}
+
+/// The checks and trivial cases of a merge: an error if the pixel counts differ; `Ok(true)`
+/// (done) if `other` is empty (`this` unchanged) or `this` is (it becomes an exact copy of
+/// `other`); `Ok(false)` if both hold frames and the caller is to fold them.
+fn merge_trivial<S: MergeOperand>(this: &mut S, other: &S) -> Result<bool, StatsError> {
+    if other.pixels() != this.pixels() {
+        return Err(StatsError::ShapeMismatch {
+            this: this.pixels(),
+            other: other.pixels(),
+        });
+    }
+    if other.frames() == 0 {
+        return Ok(true);
+    }
+    if this.frames() == 0 {
+        this.clone_from(other);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Splits the four state arrays (of equal length) into tiles of `tile` pixels and calls
+/// `f(t, a, b, c, d)` on each tile `t`'s sub-slices, in parallel on the current rayon pool.
+fn par_tiles4<A: Send, B: Send, C: Send, D: Send>(
+    tile: usize,
+    (a, b, c, d): (&mut [A], &mut [B], &mut [C], &mut [D]),
+    f: impl Fn(usize, &mut [A], &mut [B], &mut [C], &mut [D]) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    a.par_chunks_mut(tile)
+        .zip(b.par_chunks_mut(tile))
+        .zip(c.par_chunks_mut(tile))
+        .zip(d.par_chunks_mut(tile))
+        .enumerate()
+        .for_each(|(t, (((a, b), c), d))| f(t, a, b, c, d));
 }
 
 /// Pixels per tile of [`PixelStats::push_frames_par`]: a multiple of every group width (8, 16
@@ -797,6 +842,32 @@ fn int_shift(mean: f64) -> i16 {
     mean as i16
 }
 
+/// Adds the samples of pixels `base..base + W` of `frames` to a block's accumulators: min
+/// and max on the raw samples, and the sums of `d = x - c` (a wrapping 16-bit difference)
+/// and `d^2` in `i32` (wrapping). Shared by [`i16_update`] and [`exact_sums`].
+#[inline(always)]
+fn i16_block_sums<const W: usize>(
+    frames: &[&[i16]],
+    base: usize,
+    c: &[i16; W],
+    lo: &mut [i16; W],
+    hi: &mut [i16; W],
+    s1: &mut [i32; W],
+    s2: &mut [i32; W],
+) {
+    for f in frames {
+        let x = &f[base..base + W];
+        for j in 0..W {
+            let v = x[j];
+            lo[j] = lo[j].min(v);
+            hi[j] = hi[j].max(v);
+            let d = i32::from(v.wrapping_sub(c[j]));
+            s1[j] = s1[j].wrapping_add(d);
+            s2[j] = s2[j].wrapping_add(d.wrapping_mul(d));
+        }
+    }
+}
+
 /// The exact `i16` kernel on pixels `base..base + W` (see [`PixelStats::push_frames`]): one
 /// pass over the block computes, per pixel, min and max on the raw samples and the sums of
 /// `d = x - c` and `d^2` in `i32` (wrapping). The sums are exact, and used, only for pixels
@@ -824,17 +895,7 @@ fn i16_update<const W: usize>(
     let mut hi = [i16::MIN; W];
     let mut s1 = [0i32; W];
     let mut s2 = [0i32; W];
-    for f in frames {
-        let x = &f[base..base + W];
-        for j in 0..W {
-            let v = x[j];
-            lo[j] = lo[j].min(v);
-            hi[j] = hi[j].max(v);
-            let d = i32::from(v.wrapping_sub(c[j]));
-            s1[j] = s1[j].wrapping_add(d);
-            s2[j] = s2[j].wrapping_add(d.wrapping_mul(d));
-        }
-    }
+    i16_block_sums(frames, base, &c, &mut lo, &mut hi, &mut s1, &mut s2);
     let mut ok = [false; W];
     let mut all = true;
     for j in 0..W {
@@ -1073,16 +1134,17 @@ impl I16PixelStats {
         (self.frames > 0).then_some(&self.max[..])
     }
 
-    /// Checks every frame's length before anything changes.
-    fn check(&self, frames: &[&[i16]]) -> Result<(), StatsError> {
-        let len = self.sum.len();
-        match frames.iter().find(|f| f.len() != len) {
-            Some(bad) => Err(StatsError::FrameLength {
-                expected: len,
-                got: bad.len(),
-            }),
-            None => Ok(()),
+    /// The start of a push: checks every frame's length before anything changes, then
+    /// counts the frames. `None` if there are none (nothing to do), else whether the state
+    /// was empty before them.
+    fn begin_push(&mut self, frames: &[&[i16]]) -> Result<Option<bool>, StatsError> {
+        check_frame_lengths(self.sum.len(), frames)?;
+        if frames.is_empty() {
+            return Ok(None);
         }
+        let empty = self.frames == 0;
+        self.frames += frames.len() as u64;
+        Ok(Some(empty))
     }
 
     /// Adds one frame.
@@ -1103,12 +1165,9 @@ impl I16PixelStats {
         frames: &[&[i16]],
         kernel: ExactKernel,
     ) -> Result<(), StatsError> {
-        self.check(frames)?;
-        if frames.is_empty() {
+        let Some(empty) = self.begin_push(frames)? else {
             return Ok(());
-        }
-        let empty = self.frames == 0;
-        self.frames += frames.len() as u64;
+        };
         let len = self.sum.len();
         let mut st = ExactState {
             sum: &mut self.sum[..len],
@@ -1135,43 +1194,28 @@ impl I16PixelStats {
         kernel: ExactKernel,
         tile: usize,
     ) -> Result<(), StatsError> {
-        use rayon::prelude::*;
-        self.check(frames)?;
-        if frames.is_empty() {
+        let Some(empty) = self.begin_push(frames)? else {
             return Ok(());
-        }
-        let empty = self.frames == 0;
-        self.frames += frames.len() as u64;
+        };
         let len = self.sum.len();
         let tile = tile.max(1);
-        self.sum[..len]
-            .par_chunks_mut(tile)
-            .zip(self.sumsq[..len].par_chunks_mut(tile))
-            .zip(self.min[..len].par_chunks_mut(tile))
-            .zip(self.max[..len].par_chunks_mut(tile))
-            .enumerate()
-            .for_each(|(t, (((sum, sumsq), lo), hi))| {
-                let mut st = ExactState { sum, sumsq, lo, hi };
-                exact_update_blocks(&mut st, frames, t * tile, empty, kernel);
-            });
+        let arrays = (
+            &mut self.sum[..len],
+            &mut self.sumsq[..len],
+            &mut self.min[..len],
+            &mut self.max[..len],
+        );
+        par_tiles4(tile, arrays, |t, sum, sumsq, lo, hi| {
+            let mut st = ExactState { sum, sumsq, lo, hi };
+            exact_update_blocks(&mut st, frames, t * tile, empty, kernel);
+        });
         Ok(())
     }
 
     /// Folds `other` into `self`: integer additions, so the result is exactly the state of
     /// all the frames of both, whatever the order of merges.
     pub fn merge(&mut self, other: &I16PixelStats) -> Result<(), StatsError> {
-        let len = self.sum.len();
-        if other.sum.len() != len {
-            return Err(StatsError::ShapeMismatch {
-                this: len,
-                other: other.sum.len(),
-            });
-        }
-        if other.frames == 0 {
-            return Ok(());
-        }
-        if self.frames == 0 {
-            self.clone_from(other);
+        if merge_trivial(self, other)? {
             return Ok(());
         }
         self.frames += other.frames;
@@ -1461,6 +1505,20 @@ struct ExactSums<const W: usize> {
     s2: [i32; W],
 }
 
+impl<const W: usize> ExactSums<W> {
+    /// All zeros, for the SIMD kernels to store into.
+    #[inline(always)]
+    fn zeroed() -> Self {
+        Self {
+            c: [0; W],
+            lo: [0; W],
+            hi: [0; W],
+            s1: [0; W],
+            s2: [0; W],
+        }
+    }
+}
+
 /// Block sums of pixels `i0..i0 + W` (plain Rust): `c` = the first frame's samples, min/max
 /// on the raw samples, and the sums of `d = x - c` (a wrapping 16-bit difference) and `d^2`
 /// in `i32` over the other frames (`d = 0` for the first).
@@ -1472,17 +1530,7 @@ fn exact_sums<const W: usize>(frames: &[&[i16]], i0: usize) -> ExactSums<W> {
     let mut hi = c;
     let mut s1 = [0i32; W];
     let mut s2 = [0i32; W];
-    for f in &frames[1..] {
-        let x = &f[i0..i0 + W];
-        for j in 0..W {
-            let v = x[j];
-            lo[j] = lo[j].min(v);
-            hi[j] = hi[j].max(v);
-            let d = i32::from(v.wrapping_sub(c[j]));
-            s1[j] = s1[j].wrapping_add(d);
-            s2[j] = s2[j].wrapping_add(d.wrapping_mul(d));
-        }
-    }
+    i16_block_sums(&frames[1..], i0, &c, &mut lo, &mut hi, &mut s1, &mut s2);
     ExactSums { c, lo, hi, s1, s2 }
 }
 
@@ -1506,13 +1554,7 @@ fn exact_sums_sse2(frames: &[&[i16]], i0: usize) -> ExactSums<EXACT_GROUP> {
     }
     let ones = _mm_set1_epi16(1);
     let zero = _mm_setzero_si128();
-    let mut out = ExactSums {
-        c: [0; EXACT_GROUP],
-        lo: [0; EXACT_GROUP],
-        hi: [0; EXACT_GROUP],
-        s1: [0; EXACT_GROUP],
-        s2: [0; EXACT_GROUP],
-    };
+    let mut out = ExactSums::zeroed();
     for h in 0..2 {
         let c = ld!(frames[0], h);
         let (mut lo, mut hi) = (c, c);
@@ -1607,13 +1649,7 @@ fn exact_sums_avx2(frames: &[&[i16]], i0: usize) -> ExactSums<EXACT_GROUP> {
         s2l = _mm256_add_epi32(s2l, _mm256_madd_epi16(u, u));
         s2h = _mm256_add_epi32(s2h, _mm256_madd_epi16(v, v));
     }
-    let mut out = ExactSums {
-        c: [0; EXACT_GROUP],
-        lo: [0; EXACT_GROUP],
-        hi: [0; EXACT_GROUP],
-        s1: [0; EXACT_GROUP],
-        s2: [0; EXACT_GROUP],
-    };
+    let mut out = ExactSums::zeroed();
     // SAFETY: every store writes 32 bytes inside a local array of 32 bytes (16 `i16`) or of
     // at least `8 + 8` `i32`; `storeu` has no alignment requirement.
     unsafe {
@@ -1940,16 +1976,32 @@ mod tests {
     /// Pushes `frames` in consecutive blocks of the given sizes (cycled) with `push_frames`.
     fn push_in_blocks<T: Sample>(npix: usize, frames: &[Vec<T>], sizes: &[usize]) -> PixelStats {
         let mut p = PixelStats::new(npix);
-        let mut start = 0;
-        let mut s = 0;
-        while start < frames.len() {
-            let k = sizes[s % sizes.len()].min(frames.len() - start);
-            let block: Vec<&[T]> = frames[start..start + k].iter().map(|f| &f[..]).collect();
+        for r in block_ranges(frames.len(), sizes) {
+            let block: Vec<&[T]> = frames[r].iter().map(|f| &f[..]).collect();
             p.push_frames(&block).unwrap();
-            start += k;
-            s += 1;
         }
         p
+    }
+
+    /// A rayon pool of `threads` threads (the parallel tests run on 1 and 3).
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    /// Consecutive ranges covering `0..n`, of the sizes `sizes` in turn (cycled; the last
+    /// one cut at `n`).
+    fn block_ranges(n: usize, sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let k = sizes[out.len() % sizes.len()].min(n - start);
+            out.push(start..start + k);
+            start += k;
+        }
+        out
     }
 
     #[test]
@@ -2094,13 +2146,10 @@ mod tests {
         assert_eq!((q.min()[0], q.max()[0]), (1.0, 3.0));
     }
 
-    #[test]
-    fn push_frames_simd_paths_identical() {
-        // The AVX2 path (where the CPU has it) and the baseline path must give the same bits:
-        // same IEEE operations per pixel, only the vector width differs. 1,003 pixels (odd
-        // remainders for 8 and 16 lanes), int16 and f64 frames, an empty and a filled state.
-        let mut rng = ChaCha8Rng::seed_from_u64(8);
-        let npix = 1003;
+    /// 45 frames of `npix` int16 values uniform in [-3000, 3000) from ChaCha8 seeded with
+    /// `seed`, and the same frames as f64 `0.37 x + 1e6` (a large pedestal).
+    fn simd_test_frames(seed: u64, npix: usize) -> (Vec<Vec<i16>>, Vec<Vec<f64>>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let frames: Vec<Vec<i16>> = (0..45)
             .map(|_| {
                 (0..npix)
@@ -2108,10 +2157,20 @@ mod tests {
                     .collect()
             })
             .collect();
-        let framesf: Vec<Vec<f64>> = frames
+        let framesf = frames
             .iter()
             .map(|f| f.iter().map(|&x| f64::from(x) * 0.37 + 1e6).collect())
             .collect();
+        (frames, framesf)
+    }
+
+    #[test]
+    fn push_frames_simd_paths_identical() {
+        // The AVX2 path (where the CPU has it) and the baseline path must give the same bits:
+        // same IEEE operations per pixel, only the vector width differs. 1,003 pixels (odd
+        // remainders for 8 and 16 lanes), int16 and f64 frames, an empty and a filled state.
+        let npix = 1003;
+        let (frames, framesf) = simd_test_frames(8, npix);
         let (a, b) = (frames.split_at(17).0, frames.split_at(17).1);
         fn blocks(v: &[Vec<i16>]) -> Vec<&[i16]> {
             v.iter().map(|f| &f[..]).collect()
@@ -2143,19 +2202,8 @@ mod tests {
         // 7 pixels, on pools of 1 and 3 threads, the AVX2 path on and off; 17 int16 frames on
         // an empty state in blocks of at most 5 (5, 5, 5, 2), then 28 f64 frames (1e6
         // pedestal) on the filled state in one call with blocks of at most 32 (one block).
-        let mut rng = ChaCha8Rng::seed_from_u64(10);
         let npix = 1003;
-        let frames: Vec<Vec<i16>> = (0..45)
-            .map(|_| {
-                (0..npix)
-                    .map(|_| rng.random_range(-3000..3000i16))
-                    .collect()
-            })
-            .collect();
-        let framesf: Vec<Vec<f64>> = frames
-            .iter()
-            .map(|f| f.iter().map(|&x| f64::from(x) * 0.37 + 1e6).collect())
-            .collect();
+        let (frames, framesf) = simd_test_frames(10, npix);
         let ri: Vec<&[i16]> = frames.iter().map(|f| &f[..]).collect();
         let rf: Vec<&[f64]> = framesf.iter().map(|f| &f[..]).collect();
         let mut want = PixelStats::new(npix);
@@ -2170,10 +2218,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool(threads);
             for tile in [npix, 64, 48, 7] {
                 for avx2 in [true, false] {
                     let got = pool.install(|| {
@@ -2466,21 +2511,14 @@ mod tests {
                 &[5, 1, 64, 2, 33],
             ] {
                 let mut p = I16PixelStats::new(npix);
-                let (mut start, mut b) = (0, 0);
-                while start < refs.len() {
-                    let k = sizes[b % sizes.len()].min(refs.len() - start);
-                    p.push_frames_with(&refs[start..start + k], kernel).unwrap();
-                    start += k;
-                    b += 1;
+                for r in block_ranges(refs.len(), sizes) {
+                    p.push_frames_with(&refs[r], kernel).unwrap();
                 }
                 check(&p, &format!("{kernel:?}, blocks {sizes:?}"));
             }
         }
         for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool(threads);
             for tile in [npix, 64, 48, 7] {
                 for &kernel in &kernels {
                     let p = pool.install(|| {

@@ -214,6 +214,19 @@ struct Scan {
     all_int: bool,
 }
 
+impl Scan {
+    /// The scan of a block from the SIMD lane counts of its vector part and the scalar
+    /// `tail`'s scan (`int`: integrality was checked, else `all_int` is false).
+    #[inline(always)]
+    fn from_lanes(int: bool, fin: &[u32], bad: &[u32], notint: &[u32], tail: Scan) -> Scan {
+        Scan {
+            n_finite: fin.iter().map(|&v| v as usize).sum::<usize>() + tail.n_finite,
+            n_low_bad: bad.iter().map(|&v| v as usize).sum::<usize>() + tail.n_low_bad,
+            all_int: int && notint.iter().all(|&v| v == 0) && tail.all_int,
+        }
+    }
+}
+
 /// Count finite values, NaN/-inf, and check integrality (`(x + M) - M == x` with
 /// M = 1.5 x 2^23 rounds to the nearest integer for |x| < 2^22), in 8 lanes so it vectorises.
 fn scan_scalar(data: &[f32]) -> Scan {
@@ -531,11 +544,7 @@ mod avx2 {
             _mm256_storeu_si256(notint_a.as_mut_ptr() as *mut __m256i, notint);
         }
         let tail = b.bin_block_scan_scalar(&block[full..n], &mut idx[full..n]);
-        Scan {
-            n_finite: fin_a.iter().map(|&v| v as usize).sum::<usize>() + tail.n_finite,
-            n_low_bad: bad_a.iter().map(|&v| v as usize).sum::<usize>() + tail.n_low_bad,
-            all_int: INT && notint_a.iter().all(|&v| v == 0) && tail.all_int,
-        }
+        Scan::from_lanes(INT, &fin_a, &bad_a, &notint_a, tail)
     }
 
     /// Whether the CPU has AVX2 (cached by `is_x86_feature_detected!`).
@@ -667,14 +676,7 @@ mod avx2 {
             _mm256_storeu_ps(ls2.as_mut_ptr(), q0);
             _mm256_storeu_si256(lk.as_mut_ptr() as *mut __m256i, k0);
         }
-        for &x in rem {
-            let d = x - cf;
-            if d.abs() <= hf {
-                ls[0] += d;
-                ls2[0] += d * d;
-                lk[0] += 1;
-            }
-        }
+        super::pass_tail(rem, cf, hf, &mut ls, &mut ls2, &mut lk);
         (ls, ls2, lk)
     }
 
@@ -822,14 +824,7 @@ mod sse2 {
                 _mm_storeu_si128(lk.as_mut_ptr() as *mut __m128i, k0);
                 _mm_storeu_si128(lk.as_mut_ptr().add(4) as *mut __m128i, k1);
             }
-            for &x in rem {
-                let d = x - cf;
-                if d.abs() <= hf {
-                    ls[0] += d;
-                    ls2[0] += d * d;
-                    lk[0] += 1;
-                }
-            }
+            super::pass_tail(rem, cf, hf, &mut ls, &mut ls2, &mut lk);
             s += ls.iter().map(|&v| v as f64).sum::<f64>();
             s2 += ls2.iter().map(|&v| v as f64).sum::<f64>();
             k += lk.iter().map(|&v| v as usize).sum::<usize>();
@@ -979,11 +974,7 @@ mod sse2 {
             _mm_storeu_si128(notint_a.as_mut_ptr() as *mut __m128i, notint);
         }
         let tail = b.bin_block_scan_scalar(&block[full..n], &mut idx[full..n]);
-        Scan {
-            n_finite: fin_a.iter().map(|&v| v as usize).sum::<usize>() + tail.n_finite,
-            n_low_bad: bad_a.iter().map(|&v| v as usize).sum::<usize>() + tail.n_low_bad,
-            all_int: INT && notint_a.iter().all(|&v| v == 0) && tail.all_int,
-        }
+        Scan::from_lanes(INT, &fin_a, &bad_a, &notint_a, tail)
     }
 
     /// See [`Binning::bin`] (same operations; the i32 results, at most NB + 1, are packed
@@ -1438,19 +1429,34 @@ fn pass_scalar(data: &[f32], c: f64, h: f64) -> (f64, f64, usize, f64) {
                 lk[j] += inside as u32;
             }
         }
-        for &x in rem {
-            let d = x - cf;
-            if d.abs() <= hf {
-                ls[0] += d;
-                ls2[0] += d * d;
-                lk[0] += 1;
-            }
-        }
+        pass_tail(rem, cf, hf, &mut ls, &mut ls2, &mut lk);
         s += ls.iter().map(|&v| v as f64).sum::<f64>();
         s2 += ls2.iter().map(|&v| v as f64).sum::<f64>();
         k += lk.iter().map(|&v| v as usize).sum::<usize>();
     }
     (s, s2, k, cf as f64)
+}
+
+/// The last values of a block of a `pass` (fewer than 8, after its groups of 8), added one
+/// by one to lane 0 of the accumulators (sum d, sum d^2, count) where `|d| <= hf`. Shared
+/// by [`pass_scalar`] and its SIMD versions (same operations, same order).
+#[inline(always)]
+fn pass_tail(
+    rem: &[f32],
+    cf: f32,
+    hf: f32,
+    ls: &mut [f32; 8],
+    ls2: &mut [f32; 8],
+    lk: &mut [u32; 8],
+) {
+    for &x in rem {
+        let d = x - cf;
+        if d.abs() <= hf {
+            ls[0] += d;
+            ls2[0] += d * d;
+            lk[0] += 1;
+        }
+    }
 }
 
 /// afw MEANCLIP / VARIANCECLIP of `data` (see the module docs and
@@ -1818,11 +1824,7 @@ pub(crate) mod tests {
             let (scan, binning) = (scanned.unwrap(), binning.unwrap());
             assert_eq!(binning.unit, unit, "case {ci}");
             let n = scan.n_finite;
-            let mut ranks = [0usize; 6];
-            for (i, r) in [n / 4, n / 2, 3 * n / 4].iter().enumerate() {
-                ranks[2 * i] = *r;
-                ranks[2 * i + 1] = r + 1;
-            }
+            let ranks = quartile_rank_pairs(n);
             let mut out = [0f64; 6];
             order_stats_fast(data, &scan, binning, &ranks, &mut sc, &mut out).unwrap();
             let mut sorted = data.clone();
@@ -1831,6 +1833,16 @@ pub(crate) mod tests {
                 assert_eq!(*o, sorted[r] as f64, "case {ci} rank {r}");
             }
         }
+    }
+
+    /// The ranks `r, r + 1` for `r` = `n/4`, `n/2` and `3n/4` (test order statistics).
+    fn quartile_rank_pairs(n: usize) -> [usize; 6] {
+        let mut ranks = [0usize; 6];
+        for (i, r) in [n / 4, n / 2, 3 * n / 4].iter().enumerate() {
+            ranks[2 * i] = *r;
+            ranks[2 * i + 1] = r + 1;
+        }
+        ranks
     }
 
     /// What an [`IntHist`] holds is what `build_hist` builds from the data: same binning,
@@ -1890,11 +1902,7 @@ pub(crate) mod tests {
             };
             assert!(!binning.unit, "case {ci}");
             let n = scan.n_finite;
-            let mut ranks = [0usize; 6];
-            for (i, r) in [n / 4, n / 2, 3 * n / 4].iter().enumerate() {
-                ranks[2 * i] = *r;
-                ranks[2 * i + 1] = r + 1;
-            }
+            let ranks = quartile_rank_pairs(n);
             let mut out = [0f64; 6];
             order_stats_fast(data, &scan, binning, &ranks, &mut sc, &mut out).unwrap();
             let mut sorted = data.clone();

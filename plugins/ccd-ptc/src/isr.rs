@@ -463,28 +463,13 @@ fn decode_sub_row(b: &[u8], lev: f32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     let done = {
         use std::arch::x86_64::*;
-        let full = n / 4 * 4;
-        // SAFETY: SSE2 is always available on x86_64; for i < full, b[4i..4i + 16] and
-        // out[i..i + 4] are in bounds (unaligned load and store).
-        unsafe {
-            let lo8 = _mm_set1_epi32(0x0000_ff00);
-            let hi8 = _mm_set1_epi32(0x00ff_0000);
-            let lv = _mm_set1_ps(lev);
-            let mut i = 0;
-            while i < full {
-                let v = _mm_loadu_si128(b.as_ptr().add(4 * i) as *const __m128i);
-                let sw = _mm_or_si128(
-                    _mm_or_si128(_mm_slli_epi32(v, 24), _mm_srli_epi32(v, 24)),
-                    _mm_or_si128(
-                        _mm_and_si128(_mm_slli_epi32(v, 8), hi8),
-                        _mm_and_si128(_mm_srli_epi32(v, 8), lo8),
-                    ),
-                );
-                _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_sub_ps(_mm_cvtepi32_ps(sw), lv));
-                i += 4;
-            }
-        }
-        full
+        // SAFETY: SSE2 is always available on x86_64 (register operation only).
+        let lv = unsafe { _mm_set1_ps(lev) };
+        crate::io::fits::be_i32x4_blocks(b, n, |i, v| {
+            // SAFETY: SSE2 is always available on x86_64; i + 4 <= n <= out.len()
+            // (unaligned store).
+            unsafe { _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_sub_ps(_mm_cvtepi32_ps(v), lv)) };
+        })
     };
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
@@ -511,30 +496,12 @@ fn prefetch(b: &[u8]) {
 fn decode_i32_row(b: &[u8], out: &mut [i32]) {
     let n = out.len().min(b.len() / 4);
     #[cfg(target_arch = "x86_64")]
-    let done = {
+    let done = crate::io::fits::be_i32x4_blocks(b, n, |i, v| {
         use std::arch::x86_64::*;
-        let full = n / 4 * 4;
-        // SAFETY: SSE2 is always available on x86_64; for i < full, b[4i..4i + 16] and
-        // out[i..i + 4] are in bounds (unaligned load and store).
-        unsafe {
-            let lo8 = _mm_set1_epi32(0x0000_ff00);
-            let hi8 = _mm_set1_epi32(0x00ff_0000);
-            let mut i = 0;
-            while i < full {
-                let v = _mm_loadu_si128(b.as_ptr().add(4 * i) as *const __m128i);
-                let sw = _mm_or_si128(
-                    _mm_or_si128(_mm_slli_epi32(v, 24), _mm_srli_epi32(v, 24)),
-                    _mm_or_si128(
-                        _mm_and_si128(_mm_slli_epi32(v, 8), hi8),
-                        _mm_and_si128(_mm_srli_epi32(v, 8), lo8),
-                    ),
-                );
-                _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, sw);
-                i += 4;
-            }
-        }
-        full
-    };
+        // SAFETY: SSE2 is always available on x86_64; i + 4 <= n <= out.len() (unaligned
+        // store).
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, v) };
+    });
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     decode_i32_row_scalar(&b[4 * done..4 * n], &mut out[done..n]);

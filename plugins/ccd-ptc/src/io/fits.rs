@@ -666,33 +666,50 @@ fn decode_i32_be_scalar(data: &[u8], out: &mut [f32]) {
 pub(crate) fn decode_i32_be(data: &[u8], out: &mut [f32]) {
     let n = out.len().min(data.len() / 4);
     #[cfg(target_arch = "x86_64")]
-    let done = {
+    let done = be_i32x4_blocks(data, n, |i, v| {
         use std::arch::x86_64::*;
-        let full = n / 4 * 4;
-        // SAFETY: SSE2 is always available on x86_64; for i < full, data[4i..4i + 16] and
-        // out[i..i + 4] are in bounds (unaligned load and store).
-        unsafe {
-            let lo8 = _mm_set1_epi32(0x0000_ff00);
-            let hi8 = _mm_set1_epi32(0x00ff_0000);
-            let mut i = 0;
-            while i < full {
-                let v = _mm_loadu_si128(data.as_ptr().add(4 * i) as *const __m128i);
-                let sw = _mm_or_si128(
-                    _mm_or_si128(_mm_slli_epi32(v, 24), _mm_srli_epi32(v, 24)),
-                    _mm_or_si128(
-                        _mm_and_si128(_mm_slli_epi32(v, 8), hi8),
-                        _mm_and_si128(_mm_srli_epi32(v, 8), lo8),
-                    ),
-                );
-                _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_cvtepi32_ps(sw));
-                i += 4;
-            }
-        }
-        full
-    };
+        // SAFETY: SSE2 is always available on x86_64; i + 4 <= n <= out.len() (unaligned
+        // store).
+        unsafe { _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_cvtepi32_ps(v)) };
+    });
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     decode_i32_be_scalar(&data[4 * done..4 * n], &mut out[done..n]);
+}
+
+/// The SSE2 loop of the big-endian int32 decoders: for every `i = 0, 4, 8, ...` with
+/// `i + 4 <= n` (`n` at most `b.len() / 4`), calls `f(i, v)` with `v` the four big-endian
+/// int32 at `b[4i..4i + 16]`, byte-swapped to native order; returns the count done (`n`
+/// rounded down to a multiple of 4), leaving the rest to the caller's scalar tail.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn be_i32x4_blocks(
+    b: &[u8],
+    n: usize,
+    mut f: impl FnMut(usize, std::arch::x86_64::__m128i),
+) -> usize {
+    use std::arch::x86_64::*;
+    let full = n.min(b.len() / 4) / 4 * 4;
+    // SAFETY: SSE2 is always available on x86_64; for i < full, b[4i..4i + 16] is in bounds
+    // (unaligned load).
+    unsafe {
+        let lo8 = _mm_set1_epi32(0x0000_ff00);
+        let hi8 = _mm_set1_epi32(0x00ff_0000);
+        let mut i = 0;
+        while i < full {
+            let v = _mm_loadu_si128(b.as_ptr().add(4 * i) as *const __m128i);
+            let sw = _mm_or_si128(
+                _mm_or_si128(_mm_slli_epi32(v, 24), _mm_srli_epi32(v, 24)),
+                _mm_or_si128(
+                    _mm_and_si128(_mm_slli_epi32(v, 8), hi8),
+                    _mm_and_si128(_mm_srli_epi32(v, 8), lo8),
+                ),
+            );
+            f(i, sw);
+            i += 4;
+        }
+    }
+    full
 }
 
 /// Parse a header starting at `offset`; returns it and the offset just past its END block.
