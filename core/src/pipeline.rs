@@ -440,19 +440,22 @@ mod tests {
         );
     }
 
+    /// 100 events, then a truncation at byte 4000 (event 100) of `x.dat`.
+    fn truncated_after_100() -> IterSource<std::vec::IntoIter<Result<f64, ReadError>>> {
+        let items: Vec<Result<f64, ReadError>> = (0..100)
+            .map(|i| Ok(i as f64))
+            .chain(std::iter::once(Err(ReadError::truncated(
+                Path::new("x.dat"),
+                Position::byte(4000).with_event(100),
+                "record cut short",
+            ))))
+            .collect();
+        IterSource::new(items.into_iter())
+    }
+
     #[test]
     fn truncation_keeps_or_fails() {
-        let make = || {
-            let items: Vec<Result<f64, ReadError>> = (0..100)
-                .map(|i| Ok(i as f64))
-                .chain(std::iter::once(Err(ReadError::truncated(
-                    Path::new("x.dat"),
-                    Position::byte(4000).with_event(100),
-                    "record cut short",
-                ))))
-                .collect();
-            IterSource::new(items.into_iter())
-        };
+        let make = truncated_after_100;
         let keep = PassOptions {
             on_truncation: OnTruncation::KeepWithWarning,
             ..PassOptions::default()
@@ -627,17 +630,7 @@ mod tests {
     fn in_place_truncation_and_max_events() {
         // A truncation after 100 events keeps them (or fails), and max_events stops early,
         // as in the default mode.
-        let make = || {
-            let items: Vec<Result<f64, ReadError>> = (0..100)
-                .map(|i| Ok(i as f64))
-                .chain(std::iter::once(Err(ReadError::truncated(
-                    Path::new("x.dat"),
-                    Position::byte(4000).with_event(100),
-                    "record cut short",
-                ))))
-                .collect();
-            IterSource::new(items.into_iter())
-        };
+        let make = truncated_after_100;
         let a = InPlace {
             merges: Default::default(),
         };

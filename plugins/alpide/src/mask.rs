@@ -266,6 +266,8 @@ fn radix_sorted_ranks(
         }
         out.push((offsets[q] + idx) as u32);
     }
+    // 11-bit digits: the 2,048-entry count table (16 KB) stays in L1, and ranks below 2^32
+    // take at most three passes (LSD radix sort).
     const BITS: u32 = 11;
     let bits = usize::BITS - (total - 1).leading_zeros();
     let mut tmp = vec![0u32; out.len()];

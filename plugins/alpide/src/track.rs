@@ -130,14 +130,7 @@ pub fn fit_svd_by(n: usize, skip: Option<usize>, get: impl Fn(usize) -> [f64; 3]
     // Upper triangle of the scatter matrix: xx, xy, xz, yy, yz, zz.
     let mut s = [0.0f64; 6];
     for k in (0..n).filter(|&k| Some(k) != skip) {
-        let p = get(k);
-        let d = [p[0] - mean[0], p[1] - mean[1], p[2] - mean[2]];
-        s[0] += d[0] * d[0];
-        s[1] += d[0] * d[1];
-        s[2] += d[0] * d[2];
-        s[3] += d[1] * d[1];
-        s[4] += d[1] * d[2];
-        s[5] += d[2] * d[2];
+        add_scatter(&mut s, get(k), mean);
     }
     let dir = principal_axis(&s).or_else(|| {
         let mat = Matrix3::new(s[0], s[1], s[2], s[1], s[3], s[4], s[2], s[4], s[5]);
@@ -592,6 +585,19 @@ fn lsq_terms(z: f64, v: f64, err: f64) -> [f64; 5] {
     [w, w * z, w * z * z, w * v, w * z * v]
 }
 
+/// Adds point `p`'s contribution to the upper triangle of the scatter matrix about `mean`
+/// (xx, xy, xz, yy, yz, zz).
+#[inline]
+fn add_scatter(s: &mut [f64; 6], p: [f64; 3], mean: [f64; 3]) {
+    let d = [p[0] - mean[0], p[1] - mean[1], p[2] - mean[2]];
+    s[0] += d[0] * d[0];
+    s[1] += d[0] * d[1];
+    s[2] += d[0] * d[2];
+    s[3] += d[1] * d[1];
+    s[4] += d[1] * d[2];
+    s[5] += d[2] * d[2];
+}
+
 fn lsq_solve(s: [f64; 5]) -> Option<(f64, f64)> {
     let det = s[0] * s[2] - s[1] * s[1];
     if det.abs() <= 1e-12 * s[0] * s[2].max(1.0) {
@@ -618,14 +624,7 @@ impl LeaveOneOut {
         }
         let mut s = [0.0f64; 6];
         for c in cl {
-            let p = c.global;
-            let d = [p[0] - mean[0], p[1] - mean[1], p[2] - mean[2]];
-            s[0] += d[0] * d[0];
-            s[1] += d[0] * d[1];
-            s[2] += d[0] * d[2];
-            s[3] += d[1] * d[1];
-            s[4] += d[1] * d[2];
-            s[5] += d[2] * d[2];
+            add_scatter(&mut s, c.global, mean);
         }
         let l = &track.line;
         let dir = if l.sx.is_finite() && l.sy.is_finite() {
