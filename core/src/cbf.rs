@@ -357,16 +357,16 @@ impl CbfImage {
                 "image dimensions overflow",
             )
         })?;
-        if let Some(v) = get("X-Binary-Number-of-Elements") {
-            if v.trim().parse::<usize>().ok() != Some(n) {
-                return Err(ReadError::corrupt(
-                    path,
-                    line_of("X-Binary-Number-of-Elements"),
-                    format!(
-                        "X-Binary-Number-of-Elements is '{v}' but the dimensions give {width} x {height} = {n}"
-                    ),
-                ));
-            }
+        if let Some(v) = get("X-Binary-Number-of-Elements")
+            && v.trim().parse::<usize>().ok() != Some(n)
+        {
+            return Err(ReadError::corrupt(
+                path,
+                line_of("X-Binary-Number-of-Elements"),
+                format!(
+                    "X-Binary-Number-of-Elements is '{v}' but the dimensions give {width} x {height} = {n}"
+                ),
+            ));
         }
         let etype_text = get("X-Binary-Element-Type").unwrap_or("signed 32-bit integer");
         let element_type = ElementType::from_cbf_name(etype_text).ok_or_else(|| {
@@ -392,14 +392,14 @@ impl CbfImage {
                 ));
             }
         };
-        if let Some(enc) = get("Content-Transfer-Encoding") {
-            if !enc.trim().eq_ignore_ascii_case("binary") {
-                return Err(ReadError::unexpected(
-                    path,
-                    line_of("Content-Transfer-Encoding"),
-                    format!("unsupported Content-Transfer-Encoding '{enc}' (expected BINARY)"),
-                ));
-            }
+        if let Some(enc) = get("Content-Transfer-Encoding")
+            && !enc.trim().eq_ignore_ascii_case("binary")
+        {
+            return Err(ReadError::unexpected(
+                path,
+                line_of("Content-Transfer-Encoding"),
+                format!("unsupported Content-Transfer-Encoding '{enc}' (expected BINARY)"),
+            ));
         }
         let big_endian = get("X-Binary-Element-Byte-Order")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("BIG_ENDIAN"));
@@ -770,18 +770,18 @@ fn parse_mime(text: &str) -> Vec<(String, String)> {
             .trim_matches('"')
             .to_string();
         // `Content-Type: application/octet-stream; conversions="x-CBF_BYTE_OFFSET"` on one line.
-        if key.eq_ignore_ascii_case("Content-Type") {
-            if let Some(p) = val.find("conversions") {
-                let conv = val[p + "conversions".len()..]
-                    .trim_start_matches([' ', '='])
-                    .trim_matches('"');
-                out.push((
-                    "conversions".to_string(),
-                    conv.trim_matches('"').to_string(),
-                ));
-                out.push((key, val[..p].trim().trim_end_matches(';').to_string()));
-                continue;
-            }
+        if key.eq_ignore_ascii_case("Content-Type")
+            && let Some(p) = val.find("conversions")
+        {
+            let conv = val[p + "conversions".len()..]
+                .trim_start_matches([' ', '='])
+                .trim_matches('"');
+            out.push((
+                "conversions".to_string(),
+                conv.trim_matches('"').to_string(),
+            ));
+            out.push((key, val[..p].trim().trim_end_matches(';').to_string()));
+            continue;
         }
         out.push((key, val));
     }

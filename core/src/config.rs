@@ -447,10 +447,10 @@ impl ConfigDoc {
                 Err(e) => {
                     let mut segs = path_segments(e.path());
                     let message = e.inner().message().to_string();
-                    if let Some(field) = unknown_field_name(&message) {
-                        if !matches!(segs.last(), Some(Seg::Key(k)) if *k == field) {
-                            segs.push(Seg::Key(field));
-                        }
+                    if let Some(field) = unknown_field_name(&message)
+                        && !matches!(segs.last(), Some(Seg::Key(k)) if *k == field)
+                    {
+                        segs.push(Seg::Key(field));
                     }
                     let key = render_path(&segs);
                     errors.push(self.error_at(key, tidy_message(&message)));
@@ -695,13 +695,13 @@ fn unknown_field_name(message: &str) -> Option<String> {
 }
 
 fn tidy_message(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some(end) = rest.find('`') {
-            return format!(
-                "unknown key{}",
-                rest[end + 1..].replace(", expected", "; expected")
-            );
-        }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(end) = rest.find('`')
+    {
+        return format!(
+            "unknown key{}",
+            rest[end + 1..].replace(", expected", "; expected")
+        );
     }
     message.trim().to_string()
 }

@@ -839,7 +839,7 @@ impl H5Reader {
         row_len: usize,
     ) -> Result<Vec<Vec<i16>>, H5Error> {
         let whole = |values: usize| {
-            if row_len > 0 && values % row_len == 0 {
+            if row_len > 0 && values.is_multiple_of(row_len) {
                 Ok(())
             } else {
                 Err(self.err(

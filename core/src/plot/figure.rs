@@ -627,11 +627,12 @@ fn encode_png(w: usize, h: usize, rgb: &[u8], path: &Path) -> Result<Vec<u8>, Pl
 /// Returns (lo, hi, inverted-by-limits).
 fn resolve_range(spec: &AxisSpec, span: &Span, margin: f64) -> (f64, f64, bool) {
     let sc = spec.scale;
-    if let Some((a, b)) = spec.lim {
-        if sc.valid(a) && sc.valid(b) {
-            let (lo, hi) = widen(sc, a.min(b), a.max(b));
-            return (lo, hi, a > b);
-        }
+    if let Some((a, b)) = spec.lim
+        && sc.valid(a)
+        && sc.valid(b)
+    {
+        let (lo, hi) = widen(sc, a.min(b), a.max(b));
+        return (lo, hi, a > b);
     }
     if span.is_empty() {
         return match sc {

@@ -245,25 +245,25 @@ impl Series {
         } as f64;
         for i in 0..n {
             let Some((px, py)) = pt(i) else { continue };
-            if let Some(e) = self.yerr.as_ref().and_then(|e| e.get(i)) {
-                if e.is_finite() {
-                    let y = self.y[i];
-                    let lo = ctx.y.px(y - e.abs()).unwrap_or(ctx.rect.y1 as f64 + 1.0);
-                    let hi = ctx.y.px(y + e.abs()).unwrap_or(ctx.rect.y0 as f64 - 1.0);
-                    cv.line((px, lo), (px, hi), ew, color, None);
-                    cv.line((px - cap, lo), (px + cap, lo), ew, color, None);
-                    cv.line((px - cap, hi), (px + cap, hi), ew, color, None);
-                }
+            if let Some(e) = self.yerr.as_ref().and_then(|e| e.get(i))
+                && e.is_finite()
+            {
+                let y = self.y[i];
+                let lo = ctx.y.px(y - e.abs()).unwrap_or(ctx.rect.y1 as f64 + 1.0);
+                let hi = ctx.y.px(y + e.abs()).unwrap_or(ctx.rect.y0 as f64 - 1.0);
+                cv.line((px, lo), (px, hi), ew, color, None);
+                cv.line((px - cap, lo), (px + cap, lo), ew, color, None);
+                cv.line((px - cap, hi), (px + cap, hi), ew, color, None);
             }
-            if let Some(e) = self.xerr.as_ref().and_then(|e| e.get(i)) {
-                if e.is_finite() {
-                    let x = self.x[i];
-                    let lo = ctx.x.px(x - e.abs()).unwrap_or(ctx.rect.x0 as f64 - 1.0);
-                    let hi = ctx.x.px(x + e.abs()).unwrap_or(ctx.rect.x1 as f64 + 1.0);
-                    cv.line((lo, py), (hi, py), ew, color, None);
-                    cv.line((lo, py - cap), (lo, py + cap), ew, color, None);
-                    cv.line((hi, py - cap), (hi, py + cap), ew, color, None);
-                }
+            if let Some(e) = self.xerr.as_ref().and_then(|e| e.get(i))
+                && e.is_finite()
+            {
+                let x = self.x[i];
+                let lo = ctx.x.px(x - e.abs()).unwrap_or(ctx.rect.x0 as f64 - 1.0);
+                let hi = ctx.x.px(x + e.abs()).unwrap_or(ctx.rect.x1 as f64 + 1.0);
+                cv.line((lo, py), (hi, py), ew, color, None);
+                cv.line((lo, py - cap), (lo, py + cap), ew, color, None);
+                cv.line((hi, py - cap), (hi, py + cap), ew, color, None);
             }
             draw_marker(cv, self.marker, px, py, r, color, s);
         }
@@ -409,18 +409,18 @@ impl Hist {
             let xa = ctx.x.px(a);
             let xb = ctx.x.px(b);
             let (Some(xa), Some(xb)) = (xa, xb) else {
-                if let Some((px, lv)) = prev.take() {
-                    if !self.filled {
-                        cv.line((px, lv), (px, base), w, color, None);
-                    }
+                if let Some((px, lv)) = prev.take()
+                    && !self.filled
+                {
+                    cv.line((px, lv), (px, base), w, color, None);
                 }
                 continue;
             };
             if !c.is_finite() {
-                if let Some((px, lv)) = prev.take() {
-                    if !self.filled {
-                        cv.line((px, lv), (px, base), w, color, None);
-                    }
+                if let Some((px, lv)) = prev.take()
+                    && !self.filled
+                {
+                    cv.line((px, lv), (px, base), w, color, None);
                 }
                 continue;
             }
@@ -445,10 +445,10 @@ impl Hist {
             }
             prev = Some((xb, lv));
         }
-        if let Some((px, lv)) = prev {
-            if !self.filled {
-                cv.line((px, lv), (px, base), w, color, None);
-            }
+        if let Some((px, lv)) = prev
+            && !self.filled
+        {
+            cv.line((px, lv), (px, base), w, color, None);
         }
     }
 }

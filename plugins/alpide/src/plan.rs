@@ -98,22 +98,22 @@ impl AlpidePlan {
         let mut planes = Vec::with_capacity(np);
         for d in &detectors {
             let mut mask = None;
-            if c.masking.apply_mask_files {
-                if let Some(path) = geometry.mask_path(d) {
-                    if path.is_file() {
-                        let mut m = PixelMask::new(
-                            usize::from(d.number_of_pixels[1]),
-                            usize::from(d.number_of_pixels[0]),
-                        );
-                        maskfile::apply(&maskfile::read(&path)?, &mut m, &path)?;
-                        mask = Some(m);
-                    } else {
-                        ctx.warn(format!(
-                            "{}: mask_file {} not found; no pixels masked from it",
-                            d.name,
-                            path.display()
-                        ));
-                    }
+            if c.masking.apply_mask_files
+                && let Some(path) = geometry.mask_path(d)
+            {
+                if path.is_file() {
+                    let mut m = PixelMask::new(
+                        usize::from(d.number_of_pixels[1]),
+                        usize::from(d.number_of_pixels[0]),
+                    );
+                    maskfile::apply(&maskfile::read(&path)?, &mut m, &path)?;
+                    mask = Some(m);
+                } else {
+                    ctx.warn(format!(
+                        "{}: mask_file {} not found; no pixels masked from it",
+                        d.name,
+                        path.display()
+                    ));
                 }
             }
             planes.push(PlaneInfo {
@@ -981,10 +981,10 @@ impl RunPlan for AlpidePlan {
             let mut hists =
                 new_hists(np, cfg.output.residual_range.mm(), cfg.output.residual_bins)?;
             let mut tp = s.tracking.clone();
-            if a.method == AlignmentMethod::Chi2 {
-                if let Some(last) = a.stage_cuts.last() {
-                    tp.spatial_cut = vec![[last.mm(); 2]; np];
-                }
+            if a.method == AlignmentMethod::Chi2
+                && let Some(last) = a.stage_cuts.last()
+            {
+                tp.spatial_cut = vec![[last.mm(); 2]; np];
             }
             let svd = cfg.tracking.mode == TrackingMode::Notebook;
             let mut tracker = Tracker::default();

@@ -139,42 +139,42 @@ pub fn simulate_events(cfg: &SimConfig, seed: u64) -> Simulated {
         let sy = rng.random_range(-cfg.max_slope..cfg.max_slope);
         for (p, pl) in truth_planes.iter().enumerate() {
             let start = hits.len();
-            if rng.random::<f64>() >= cfg.inefficiency {
-                if let Some(l) = pl.transform.intersect_local([x0, y0, 0.0], [sx, sy, 1.0]) {
-                    // Continuous pixel coordinates: pixel k spans [k - 0.5, k + 0.5).
-                    let u = l[0] / pl.geometry.pixel_pitch[0] + (nc - 1.0) / 2.0;
-                    let v = l[1] / pl.geometry.pixel_pitch[1] + (nr - 1.0) / 2.0;
-                    let (cu, cv) = (u.round(), v.round());
-                    let (mut n, mut sc, mut sr) = (0.0, 0.0, 0.0);
-                    for dc in -2i32..=2 {
-                        for dr in -2i32..=2 {
-                            let (c, r) = (cu + f64::from(dc), cv + f64::from(dr));
-                            if c < 0.0 || r < 0.0 || c >= nc || r >= nr {
-                                continue;
-                            }
-                            let f = frac(u, c - 0.5, cfg.cloud_sigma)
-                                * frac(v, r - 0.5, cfg.cloud_sigma);
-                            if f > cfg.threshold {
-                                hits.push(PixelHit {
-                                    plane: p as u16,
-                                    col: c as u16,
-                                    row: r as u16,
-                                    charge: 1.0,
-                                    time: 0.0,
-                                });
-                                n += 1.0;
-                                sc += c;
-                                sr += r;
-                            }
+            if rng.random::<f64>() >= cfg.inefficiency
+                && let Some(l) = pl.transform.intersect_local([x0, y0, 0.0], [sx, sy, 1.0])
+            {
+                // Continuous pixel coordinates: pixel k spans [k - 0.5, k + 0.5).
+                let u = l[0] / pl.geometry.pixel_pitch[0] + (nc - 1.0) / 2.0;
+                let v = l[1] / pl.geometry.pixel_pitch[1] + (nr - 1.0) / 2.0;
+                let (cu, cv) = (u.round(), v.round());
+                let (mut n, mut sc, mut sr) = (0.0, 0.0, 0.0);
+                for dc in -2i32..=2 {
+                    for dr in -2i32..=2 {
+                        let (c, r) = (cu + f64::from(dc), cv + f64::from(dr));
+                        if c < 0.0 || r < 0.0 || c >= nc || r >= nr {
+                            continue;
+                        }
+                        let f =
+                            frac(u, c - 0.5, cfg.cloud_sigma) * frac(v, r - 0.5, cfg.cloud_sigma);
+                        if f > cfg.threshold {
+                            hits.push(PixelHit {
+                                plane: p as u16,
+                                col: c as u16,
+                                row: r as u16,
+                                charge: 1.0,
+                                time: 0.0,
+                            });
+                            n += 1.0;
+                            sc += c;
+                            sr += r;
                         }
                     }
-                    if n > 0.0 {
-                        let ex = (sc / n - u) * pl.geometry.pixel_pitch[0];
-                        let ey = (sr / n - v) * pl.geometry.pixel_pitch[1];
-                        sum2[0] += ex * ex;
-                        sum2[1] += ey * ey;
-                        nres += 1;
-                    }
+                }
+                if n > 0.0 {
+                    let ex = (sc / n - u) * pl.geometry.pixel_pitch[0];
+                    let ey = (sr / n - v) * pl.geometry.pixel_pitch[1];
+                    sum2[0] += ex * ex;
+                    sum2[1] += ey * ey;
+                    nres += 1;
                 }
             }
             let _ = start;

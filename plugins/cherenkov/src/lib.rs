@@ -128,14 +128,13 @@ pub fn run_inputs(
                 .push(format!("{t} — kept the {} events before it", pass.events));
         }
         out.events.extend(pass.output.events);
-        if let Some(d) = pass.output.display {
-            if out
+        if let Some(d) = pass.output.display
+            && out
                 .display
                 .as_ref()
                 .is_none_or(|a| d.params.hillas.intensity > a.params.hillas.intensity)
-            {
-                out.display = Some(d);
-            }
+        {
+            out.display = Some(d);
         }
         if out.subarray.is_none() {
             out.subarray = Some(sub);
@@ -190,14 +189,13 @@ impl RunPlan for Plan {
                 ctx.warn(format!("{t} — kept the {} events before it", pass.events));
             }
             all.events.extend(pass.output.events);
-            if let Some(d) = pass.output.display {
-                if all
+            if let Some(d) = pass.output.display
+                && all
                     .display
                     .as_ref()
                     .is_none_or(|a| d.params.hillas.intensity > a.params.hillas.intensity)
-                {
-                    all.display = Some(d);
-                }
+            {
+                all.display = Some(d);
             }
             if all.subarray.is_none() {
                 output::write_instrument(ctx, &sub)?;

@@ -241,11 +241,11 @@ impl Analysis<Frame> for Pass<'_> {
                 None => v.is_nan(),
             });
         }
-        if let Some(integ) = self.frame_integrator {
-            if integ.shape() == frame.shape {
-                p.patterns
-                    .push((index, integ.integrate_serial(&buf).intensity));
-            }
+        if let Some(integ) = self.frame_integrator
+            && integ.shape() == frame.shape
+        {
+            p.patterns
+                .push((index, integ.integrate_serial(&buf).intensity));
         }
         p.buf = buf;
         Ok(())

@@ -848,7 +848,7 @@ fn index_hdus(path: &Path, bytes: &[u8], _lenient: bool) -> Result<Vec<Hdu>, Rea
     }
     // A FITS file is a whole number of 2880-byte blocks; a cut inside the last HDU's padding
     // would otherwise look like a complete, shorter file.
-    if bytes.len() % BLOCK != 0 {
+    if !bytes.len().is_multiple_of(BLOCK) {
         return Err(ReadError::truncated(
             path,
             Position::byte(bytes.len() as u64).with_event(hdus.len().saturating_sub(1) as u64),

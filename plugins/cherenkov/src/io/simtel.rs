@@ -1185,18 +1185,16 @@ impl SimtelReader {
             }
             te.tracking = tracking.get(&te.tel_id).copied();
             te.calibration = self.calibration_for(te.tel_id);
-            if let Some((_, n_pe)) = &pe_sum {
-                if let Some(i) = self
+            if let Some((_, n_pe)) = &pe_sum
+                && let Some(i) = self
                     .header
                     .run_header
                     .tel_id
                     .iter()
                     .position(|&t| t as u16 == te.tel_id)
-                {
-                    if let Some(&n) = n_pe.get(i) {
-                        te.true_image_sum = f64::from(n);
-                    }
-                }
+                && let Some(&n) = n_pe.get(i)
+            {
+                te.true_image_sum = f64::from(n);
             }
             ev.telescopes.push(te);
         }

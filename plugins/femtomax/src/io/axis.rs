@@ -19,7 +19,7 @@ fn per_frame(
     if values.len() == frames {
         return Ok(values);
     }
-    if !values.is_empty() && frames % values.len() == 0 {
+    if !values.is_empty() && frames.is_multiple_of(values.len()) {
         let k = frames / values.len();
         return Ok(values
             .iter()

@@ -133,17 +133,18 @@ impl PoniFile {
             Self::detector_from_config(path, cfg.line, &name, obj)?
         } else {
             // Version 1: PixelSize1/2 (+ SplineFile), or a Detector name.
-            if let Some((_, e)) = get(&["splinefile"]) {
-                if !e.value.eq_ignore_ascii_case("none") && !e.value.is_empty() {
-                    return Err(ReadError::unexpected(
-                        path,
-                        Position::line(e.line),
-                        format!(
-                            "SplineFile `{}`: distortion splines are not supported",
-                            e.value
-                        ),
-                    ));
-                }
+            if let Some((_, e)) = get(&["splinefile"])
+                && !e.value.eq_ignore_ascii_case("none")
+                && !e.value.is_empty()
+            {
+                return Err(ReadError::unexpected(
+                    path,
+                    Position::line(e.line),
+                    format!(
+                        "SplineFile `{}`: distortion splines are not supported",
+                        e.value
+                    ),
+                ));
             }
             match get(&["detector"]) {
                 Some((_, e)) if !e.value.eq_ignore_ascii_case("detector") => {
@@ -166,14 +167,14 @@ impl PoniFile {
                 ),
             }
         };
-        if let Some((_, e)) = get(&["parallax"]) {
-            if e.value.eq_ignore_ascii_case("true") {
-                return Err(ReadError::unexpected(
-                    path,
-                    Position::line(e.line),
-                    "parallax correction is not supported",
-                ));
-            }
+        if let Some((_, e)) = get(&["parallax"])
+            && e.value.eq_ignore_ascii_case("true")
+        {
+            return Err(ReadError::unexpected(
+                path,
+                Position::line(e.line),
+                "parallax correction is not supported",
+            ));
         }
         let wavelength = match get(&["wavelength"]) {
             Some((k, e)) if !e.value.eq_ignore_ascii_case("none") => Some(number(path, k, e)?),
@@ -227,12 +228,12 @@ impl PoniFile {
             Some(o) if (0.0..=4.0).contains(&o) && o.fract() == 0.0 => o as u8,
             Some(o) => return Err(bad(format!("orientation {o}: expected an integer 0..=4"))),
         };
-        if let Some(s) = obj.get("splineFile").or_else(|| obj.get("splinefile")) {
-            if !s.is_null() {
-                return Err(bad(
-                    "distortion splines (splineFile) are not supported".into()
-                ));
-            }
+        if let Some(s) = obj.get("splineFile").or_else(|| obj.get("splinefile"))
+            && !s.is_null()
+        {
+            return Err(bad(
+                "distortion splines (splineFile) are not supported".into()
+            ));
         }
         let mut det = if name.eq_ignore_ascii_case("detector") {
             let p1 = num("pixel1")?.ok_or_else(|| bad("generic Detector needs pixel1".into()))?;
