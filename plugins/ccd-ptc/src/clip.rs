@@ -321,9 +321,6 @@ impl Binning {
     fn bin_block_scan(&self, block: &[f32], idx: &mut [u16]) -> Scan {
         #[cfg(target_arch = "x86_64")]
         {
-            if avx512::available() {
-                return avx512::bin_block_scan(self, block, idx);
-            }
             // SAFETY (both AVX2 calls): AVX2 was detected at run time.
             match (avx2::available(), self.unit) {
                 (true, true) => unsafe { avx2::bin_block_scan::<true>(self, block, idx) },
@@ -378,9 +375,7 @@ fn scan(data: &[f32]) -> Scan {
 fn pass(data: &[f32], c: f64, h: f64) -> (f64, f64, usize, f64) {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx512::available() {
-            avx512::pass(data, c, h)
-        } else if avx2::available() {
+        if avx2::available() {
             // SAFETY: AVX2 was detected at run time.
             unsafe { avx2::pass(data, c, h) }
         } else {
@@ -620,7 +615,7 @@ mod avx2 {
     }
 
     /// Lane sums of one block: (sums, sums of squares, counts).
-    pub(super) type Lanes = ([f32; 8], [f32; 8], [u32; 8]);
+    type Lanes = ([f32; 8], [f32; 8], [u32; 8]);
 
     /// See [`super::pass_scalar`].
     ///
@@ -654,7 +649,7 @@ mod avx2 {
 
     /// One block of at most 1024 values (the remainder of 8 into lane 0, as the SSE2 path).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn one_block(block: &[f32], cf: f32, hf: f32) -> Lanes {
+    unsafe fn one_block(block: &[f32], cf: f32, hf: f32) -> Lanes {
         let (mut ls, mut ls2, mut lk) = ([0f32; 8], [0f32; 8], [0u32; 8]);
         let chunks = block.chunks_exact(8);
         let rem = chunks.remainder();
@@ -687,7 +682,7 @@ mod avx2 {
 
     /// Two full blocks of 1024 values at once (independent accumulators).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn two_blocks(a: &[f32], b: &[f32], cf: f32, hf: f32) -> (Lanes, Lanes) {
+    unsafe fn two_blocks(a: &[f32], b: &[f32], cf: f32, hf: f32) -> (Lanes, Lanes) {
         let mut la = ([0f32; 8], [0f32; 8], [0u32; 8]);
         let mut lb = la;
         // SAFETY: AVX2 is enabled; `a` and `b` are walked in step in chunks of 8 in-bounds
@@ -740,7 +735,7 @@ mod avx2 {
 /// result is the same either way (tested).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Binning, NB, Scan};
+    use super::{Binning, NB};
     use std::arch::x86_64::*;
 
     /// Whether the CPU has the AVX-512 subsets used here (cached by
@@ -767,181 +762,6 @@ mod avx512 {
             _mm512_castps_si512(_mm512_add_ps(t2, _mm512_set1_ps(8_388_609.0))),
             _mm512_set1_epi32(0x4B00_0000),
         )
-    }
-
-    /// [`super::Binning::bin_block_scan`] (the integrality test only for unit bins): 16
-    /// values per step, the counts from mask popcounts, the indices narrowed with
-    /// `vpmovdw` (they are at most `NB + 1 < 2^15`); the tail portable. Same indices and
-    /// counts as the AVX2 and portable builds (tested).
-    pub(super) fn bin_block_scan(b: &Binning, block: &[f32], idx: &mut [u16]) -> Scan {
-        assert!(available(), "the CPU must support AVX-512F");
-        // SAFETY: AVX-512F checked just above.
-        unsafe {
-            if b.unit {
-                scan_bins::<true>(b, block, idx)
-            } else {
-                scan_bins::<false>(b, block, idx)
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn scan_bins<const INT: bool>(b: &Binning, block: &[f32], idx: &mut [u16]) -> Scan {
-        const M: f32 = 12_582_912.0;
-        const BIG: f32 = 4_194_304.0;
-        let n = block.len().min(idx.len());
-        let full = n / 16 * 16;
-        let (zero, ninf) = (_mm512_setzero_ps(), _mm512_set1_ps(f32::NEG_INFINITY));
-        let (m, big) = (_mm512_set1_ps(M), _mm512_set1_ps(BIG));
-        let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
-        let (mut fin, mut bad, mut notint) = (0usize, 0usize, 0u16);
-        let mut i = 0;
-        while i < full {
-            // SAFETY: i + 16 <= full <= n: block[i..i + 16] and idx[i..i + 16] are in bounds
-            // (unaligned load and store).
-            let x = unsafe { _mm512_loadu_ps(block.as_ptr().add(i)) };
-            let finite = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_sub_ps(x, x), zero);
-            fin += finite.count_ones() as usize;
-            // not greater than -inf: NaN or -inf (unordered true)
-            bad += _mm512_cmp_ps_mask::<_CMP_NGT_UQ>(x, ninf).count_ones() as usize;
-            if INT {
-                let r = _mm512_sub_ps(_mm512_add_ps(x, m), m);
-                let ax = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), abs_mask));
-                let off = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(r, x)
-                    | _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(ax, big);
-                notint |= off & finite;
-            }
-            let k = index(b, x);
-            // SAFETY: as above.
-            unsafe {
-                _mm256_storeu_si256(idx.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi16(k));
-            }
-            i += 16;
-        }
-        let tail = b.bin_block_scan_scalar(&block[full..n], &mut idx[full..n]);
-        Scan {
-            n_finite: fin + tail.n_finite,
-            n_low_bad: bad + tail.n_low_bad,
-            all_int: INT && notint == 0 && tail.all_int,
-        }
-    }
-
-    /// [`super::pass`]: the lanes of the AVX2 build (8 f32 lanes per block of 1024, the
-    /// blocks' lane sums added into the f64 totals in block order), four blocks at a time in
-    /// two zmm registers (blocks 1 and 2 in the low and high halves of one, 3 and 4 of the
-    /// other), the window test into a mask register; every lane sees the same f32 operations
-    /// in the same order, so the result is bit for bit the AVX2 one (tested). The blocks
-    /// after the last group of four take the AVX2 path.
-    pub(super) fn pass(data: &[f32], c: f64, h: f64) -> (f64, f64, usize, f64) {
-        assert!(
-            available() && std::is_x86_feature_detected!("avx2"),
-            "the CPU must support AVX-512F and AVX2"
-        );
-        let cf = c as f32;
-        let hf = h as f32;
-        let (mut s, mut s2, mut k) = (0f64, 0f64, 0usize);
-        let mut add = |l: &super::avx2::Lanes| {
-            s += l.0.iter().map(|&v| v as f64).sum::<f64>();
-            s2 += l.1.iter().map(|&v| v as f64).sum::<f64>();
-            k += l.2.iter().map(|&v| v as usize).sum::<usize>();
-        };
-        let quads = data.chunks_exact(4096);
-        let rest = quads.remainder();
-        for four in quads {
-            // SAFETY: AVX-512F was checked on entry; `four` holds 4096 values.
-            for l in unsafe { four_blocks(four, cf, hf) }.iter() {
-                add(l);
-            }
-        }
-        let pairs = rest.chunks_exact(2048);
-        let last = pairs.remainder();
-        for two in pairs {
-            let (a, b) = two.split_at(1024);
-            // SAFETY: AVX2 was checked on entry; both blocks hold 1024 values.
-            let (la, lb) = unsafe { super::avx2::two_blocks(a, b, cf, hf) };
-            add(&la);
-            add(&lb);
-        }
-        for block in last.chunks(1024) {
-            // SAFETY: as above.
-            add(&unsafe { super::avx2::one_block(block, cf, hf) });
-        }
-        (s, s2, k, cf as f64)
-    }
-
-    /// The lane sums of four full blocks of 1024 values (`x` holds 4096), in block order.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    fn four_blocks(x: &[f32], cf: f32, hf: f32) -> [super::avx2::Lanes; 4] {
-        assert!(x.len() == 4096);
-        let cv = _mm512_set1_ps(cf);
-        let hv = _mm512_set1_ps(hf);
-        let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
-        let (mut s01, mut q01, mut k01) = (
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-            _mm512_setzero_si512(),
-        );
-        let (mut s23, mut q23, mut k23) = (
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-            _mm512_setzero_si512(),
-        );
-        let one = _mm512_set1_epi32(1);
-        let p = x.as_ptr();
-        for i in (0..1024).step_by(8) {
-            // SAFETY: i + 8 <= 1024, so the four 8-value loads at i, 1024 + i, 2048 + i and
-            // 3072 + i lie in `x` (4096 values, asserted).
-            let (x01, x23) = unsafe {
-                (
-                    _mm512_insertf32x8::<1>(
-                        _mm512_castps256_ps512(_mm256_loadu_ps(p.add(i))),
-                        _mm256_loadu_ps(p.add(1024 + i)),
-                    ),
-                    _mm512_insertf32x8::<1>(
-                        _mm512_castps256_ps512(_mm256_loadu_ps(p.add(2048 + i))),
-                        _mm256_loadu_ps(p.add(3072 + i)),
-                    ),
-                )
-            };
-            let d01 = _mm512_sub_ps(x01, cv);
-            let d23 = _mm512_sub_ps(x23, cv);
-            let a01 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(d01), abs_mask));
-            let a23 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(d23), abs_mask));
-            let m01 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(a01, hv);
-            let m23 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(a23, hv);
-            // outside the window: +0.0, as the AVX2 `and` with the compare mask
-            let w01 = _mm512_maskz_mov_ps(m01, d01);
-            let w23 = _mm512_maskz_mov_ps(m23, d23);
-            s01 = _mm512_add_ps(s01, w01);
-            s23 = _mm512_add_ps(s23, w23);
-            q01 = _mm512_add_ps(q01, _mm512_mul_ps(w01, w01));
-            q23 = _mm512_add_ps(q23, _mm512_mul_ps(w23, w23));
-            k01 = _mm512_mask_add_epi32(k01, m01, k01, one);
-            k23 = _mm512_mask_add_epi32(k23, m23, k23, one);
-        }
-        let mut out = [([0f32; 8], [0f32; 8], [0u32; 8]); 4];
-        let halves = |v: __m512, lo: &mut [f32; 8], hi: &mut [f32; 8]| {
-            let mut t = [0f32; 16];
-            // SAFETY: 16 f32 into an array of 16 (unaligned store).
-            unsafe { _mm512_storeu_ps(t.as_mut_ptr(), v) };
-            lo.copy_from_slice(&t[..8]);
-            hi.copy_from_slice(&t[8..]);
-        };
-        let counts = |v: __m512i, lo: &mut [u32; 8], hi: &mut [u32; 8]| {
-            let mut t = [0u32; 16];
-            // SAFETY: 16 u32 into an array of 16 (unaligned store).
-            unsafe { _mm512_storeu_si512(t.as_mut_ptr().cast(), v) };
-            lo.copy_from_slice(&t[..8]);
-            hi.copy_from_slice(&t[8..]);
-        };
-        let [o0, o1, o2, o3] = &mut out;
-        halves(s01, &mut o0.0, &mut o1.0);
-        halves(q01, &mut o0.1, &mut o1.1);
-        counts(k01, &mut o0.2, &mut o1.2);
-        halves(s23, &mut o2.0, &mut o3.0);
-        halves(q23, &mut o2.1, &mut o3.1);
-        counts(k23, &mut o2.2, &mut o3.2);
-        out
     }
 
     /// Append to `out[k]` every value of `data` (in data order) whose bin is `targets[k]`

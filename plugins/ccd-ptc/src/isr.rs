@@ -679,24 +679,6 @@ fn isr_median_rows_i32(
 fn decode_sub_row_bins(b: &[u8], lev: f32, off: i64, out: &mut [f32], idx: &mut [u16]) {
     let n = out.len().min(b.len() / 4).min(idx.len());
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        let done = avx512::decode_sub_row_bins(b, lev, off, out, idx);
-        decode_sub_row_bins_scalar(
-            &b[4 * done..4 * n],
-            lev,
-            off,
-            &mut out[done..n],
-            &mut idx[done..n],
-        );
-        return;
-    }
-    decode_sub_row_bins_sse2(b, lev, off, out, idx);
-}
-
-/// The SSE2 build of [`decode_sub_row_bins`] (portable elsewhere).
-fn decode_sub_row_bins_sse2(b: &[u8], lev: f32, off: i64, out: &mut [f32], idx: &mut [u16]) {
-    let n = out.len().min(b.len() / 4).min(idx.len());
-    #[cfg(target_arch = "x86_64")]
     let done = {
         use std::arch::x86_64::*;
         let full = n / 8 * 8;
@@ -744,68 +726,6 @@ fn decode_sub_row_bins_sse2(b: &[u8], lev: f32, off: i64, out: &mut [f32], idx: 
         &mut out[done..n],
         &mut idx[done..n],
     );
-}
-
-/// AVX-512 (runtime-detected) build of the ISR's data pass: sixteen pixels per step, the
-/// big-endian int32 byte swap in one `vpshufb`; the same integer and IEEE f32 operations
-/// per pixel as the SSE2 loop and the portable twin (tested bit for bit).
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    /// Whether the CPU has AVX-512F and BW (cached by `is_x86_feature_detected!`).
-    pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
-    }
-
-    /// [`super::decode_sub_row_bins`] on the first `n / 16 * 16` pixels (`n` the shortest of
-    /// `out`, `idx` and `b.len() / 4`); returns that count, the rest is the caller's.
-    pub(super) fn decode_sub_row_bins(
-        b: &[u8],
-        lev: f32,
-        off: i64,
-        out: &mut [f32],
-        idx: &mut [u16],
-    ) -> usize {
-        assert!(available(), "the CPU must support AVX-512F and BW");
-        assert!(off.unsigned_abs() < 1 << 30);
-        // SAFETY: AVX-512F/BW checked just above.
-        unsafe { decode(b, lev, off as i32, out, idx) }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn decode(b: &[u8], lev: f32, off: i32, out: &mut [f32], idx: &mut [u16]) -> usize {
-        let n = out.len().min(b.len() / 4).min(idx.len());
-        let full = n / 16 * 16;
-        // bytes 3, 2, 1, 0 of each int32 (the shuffle works within 128-bit lanes)
-        let order = _mm512_broadcast_i32x4(_mm_setr_epi8(
-            3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
-        ));
-        let lv = _mm512_set1_ps(lev);
-        let offv = _mm512_set1_epi32(off);
-        let zero = _mm512_setzero_si512();
-        let top = _mm512_set1_epi32((crate::clip::UNIT_BINS + 1) as i32);
-        let mut i = 0;
-        while i < full {
-            // SAFETY: i + 16 <= full <= n: b[4i..4i + 64], out[i..i + 16] and idx[i..i + 16]
-            // are in bounds (unaligned loads and stores).
-            unsafe {
-                let v =
-                    _mm512_shuffle_epi8(_mm512_loadu_si512(b.as_ptr().add(4 * i).cast()), order);
-                _mm512_storeu_ps(
-                    out.as_mut_ptr().add(i),
-                    _mm512_sub_ps(_mm512_cvtepi32_ps(v), lv),
-                );
-                // clamp(v - off, 0, UNIT_BINS + 1) in i32 (|v| < 2^31 and |off| < 2^30 may
-                // wrap only where the SSE2 loop's saturating pack also clamps: the
-                // caller's values are below 2^24, checked by the overscan pass)
-                let k = _mm512_min_epi32(_mm512_max_epi32(_mm512_sub_epi32(v, offv), zero), top);
-                _mm256_storeu_si256(idx.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi16(k));
-            }
-            i += 16;
-        }
-        full
-    }
 }
 
 /// Portable twin of [`decode_sub_row_bins`].
@@ -1135,24 +1055,16 @@ mod tests {
                 (p.median.to_bits(), p.iqr.to_bits())
             );
         }
-        // The dispatched (AVX-512 where the CPU has it) and SSE2 decode + bins against the
-        // portable one, clamping at both ends, lengths with remainders of 8 and 16.
+        // The SSE2 decode + bins against the portable one, clamping at both ends.
         let ints: Vec<i32> = (0..45).map(|i| i * 900 - 19_000).collect();
         let bytes: Vec<u8> = ints.iter().flat_map(|v| v.to_be_bytes()).collect();
-        for len in [7usize, 16, 23, 45] {
-            let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
-            let (mut ia, mut ib) = (vec![0u16; len], vec![0u16; len]);
-            decode_sub_row_bins_scalar(&bytes, 3.0, -9_000, &mut b, &mut ib);
-            decode_sub_row_bins(&bytes, 3.0, -9_000, &mut a, &mut ia);
-            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
-            assert_eq!(ia, ib);
-            decode_sub_row_bins_sse2(&bytes, 3.0, -9_000, &mut a, &mut ia);
-            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
-            assert_eq!(ia, ib);
-            if len == 45 {
-                assert!(ia.contains(&0) && ia.contains(&16385));
-            }
-        }
+        let (mut a, mut b) = (vec![0f32; 45], vec![0f32; 45]);
+        let (mut ia, mut ib) = (vec![0u16; 45], vec![0u16; 45]);
+        decode_sub_row_bins(&bytes, 3.0, -9_000, &mut a, &mut ia);
+        decode_sub_row_bins_scalar(&bytes, 3.0, -9_000, &mut b, &mut ib);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(ia, ib);
+        assert!(ia.contains(&0) && ia.contains(&16385));
     }
 
     #[test]
