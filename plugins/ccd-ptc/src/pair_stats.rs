@@ -55,19 +55,36 @@ pub struct Scratch {
 /// Portable version of [`difference`].
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn difference_scalar(i1: &[f32], i2: &[f32], k1: f32, k2: f32, diff: &mut [f32]) -> (f64, u64) {
-    let mut c_sum = [0f64; 8];
-    let mut c_n = [0u64; 8];
-    for (((d, a), b), lane) in diff.iter_mut().zip(i1).zip(i2).zip((0..8).cycle()) {
-        let (x, y) = (*a, *b);
-        *d = k1 * x - k2 * y;
+    let n = diff.len().min(i1.len()).min(i2.len());
+    let mut lanes = [0f64; 8];
+    let count = difference_tail(i1, i2, k1, k2, diff, 0..n, &mut lanes);
+    (lanes.iter().sum(), count)
+}
+
+/// The elements `range` (starting at a multiple of 8), one by one as
+/// [`difference_scalar`] does them (all of them there, the tail after a vector loop here):
+/// element j in lane j % 8. Returns how many terms it added.
+fn difference_tail(
+    i1: &[f32],
+    i2: &[f32],
+    k1: f32,
+    k2: f32,
+    diff: &mut [f32],
+    range: std::ops::Range<usize>,
+    lanes: &mut [f64; 8],
+) -> u64 {
+    let mut count = 0;
+    for j in range {
+        let (x, y) = (i1[j], i2[j]);
+        diff[j] = k1 * x - k2 * y;
         let sum = x + y;
         if sum > 0.0 {
             let dd = (x - y) as f64;
-            c_sum[lane] += dd * dd / sum as f64;
-            c_n[lane] += 1;
+            lanes[j % 8] += dd * dd / sum as f64;
+            count += 1;
         }
     }
-    (c_sum.iter().sum(), c_n.iter().sum())
+    count
 }
 
 /// [`difference_scalar`] with AVX-512 when the CPU has it, else SSE2 on x86_64 (part of
@@ -159,18 +176,8 @@ fn difference_sse2(i1: &[f32], i2: &[f32], k1: f32, k2: f32, diff: &mut [f32]) -
                 *a += b as u64;
             }
         }
-        // The tail continues the lanes: element full + j goes to lane j.
-        for j in full..n {
-            let (x, y) = (i1[j], i2[j]);
-            diff[j] = k1 * x - k2 * y;
-            let sum = x + y;
-            if sum > 0.0 {
-                let dd = (x - y) as f64;
-                lanes[j % 8] += dd * dd / sum as f64;
-                counts[j % 8] += 1;
-            }
-        }
-        (lanes.iter().sum(), counts.iter().sum())
+        let tail = difference_tail(i1, i2, k1, k2, diff, full..n, &mut lanes);
+        (lanes.iter().sum(), counts.iter().sum::<u64>() + tail)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -251,18 +258,7 @@ mod avx512 {
         let mut lanes = [0f64; 8];
         // SAFETY: 8 f64 into an array of 8 (unaligned store).
         unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), acc) };
-        // The tail continues the lanes: element full + j goes to lane j (full is a multiple
-        // of 8).
-        for j in full..n {
-            let (x, y) = (i1[j], i2[j]);
-            diff[j] = k1 * x - k2 * y;
-            let sum = x + y;
-            if sum > 0.0 {
-                let dd = (x - y) as f64;
-                lanes[j % 8] += dd * dd / sum as f64;
-                count += 1;
-            }
-        }
+        count += super::difference_tail(i1, i2, k1, k2, diff, full..n, &mut lanes);
         (lanes.iter().sum(), count)
     }
 }
