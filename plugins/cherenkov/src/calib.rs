@@ -237,9 +237,70 @@ impl CalibScratch {
 /// Gain selection threshold \[ADC\] on high-gain R0 samples (ctapipe `ThresholdGainSelector`).
 pub const GAIN_THRESHOLD_ADC: f32 = 4000.0;
 
-/// Calibrate one telescope event into `out` (AVX2 code generation when the CPU has it, else
-/// [`calibrate_baseline`]; both give bit-identical results: the same IEEE operations in the
-/// same order, and Rust never contracts `a·b + c` into an FMA).
+/// A build of the calibration kernel. All of them give bit-identical results (the same IEEE
+/// operations in the same order per output; Rust never contracts `a·b + c` into an FMA);
+/// they differ only in speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CalibKernel {
+    /// Baseline x86_64 (SSE2) or any other target: [`calibrate_baseline`].
+    Baseline,
+    /// AVX2: the fused NeighborPeakWindowSum kernel with 256-bit rows.
+    Avx2,
+    /// AVX-512 F/BW/VL/DQ: the fused kernel with 512-bit rows (compiled with Rust ≥ 1.89,
+    /// where the AVX-512 intrinsics are stable; never available otherwise).
+    Avx512,
+}
+
+impl CalibKernel {
+    /// Every build, slowest first.
+    pub const ALL: [CalibKernel; 3] = [Self::Baseline, Self::Avx2, Self::Avx512];
+
+    /// Whether this CPU can run the build (checked at run time, cached by std).
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => has_avx2(),
+            #[cfg(all(target_arch = "x86_64", caliper_avx512))]
+            Self::Avx512 => crate::calib_avx512::available(),
+            // not compiled in (rustc < 1.89, see build.rs) or not x86_64
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The fastest build this CPU can run.
+    pub fn best() -> Self {
+        Self::ALL
+            .into_iter()
+            .rev()
+            .find(|k| k.is_available())
+            .unwrap_or(Self::Baseline)
+    }
+
+    /// The build [`calibrate`] uses: [`CalibKernel::best`], unless the environment variable
+    /// `CALIPER_CHERENKOV_KERNEL` names a slower one (`baseline`, `avx2` or `avx512`; read
+    /// once per process, for A/B benchmarks; a name this CPU cannot run or does not know
+    /// falls back to the best build).
+    pub fn selected() -> Self {
+        static SELECTED: std::sync::OnceLock<CalibKernel> = std::sync::OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let wanted = std::env::var("CALIPER_CHERENKOV_KERNEL").ok();
+            let named = match wanted.as_deref().map(str::trim) {
+                Some("baseline") => Some(Self::Baseline),
+                Some("avx2") => Some(Self::Avx2),
+                Some("avx512") => Some(Self::Avx512),
+                _ => None,
+            };
+            named
+                .filter(|k| k.is_available())
+                .unwrap_or_else(Self::best)
+        })
+    }
+}
+
+/// Calibrate one telescope event into `out` with the build [`CalibKernel::selected`] (the
+/// fastest this CPU runs: AVX-512, AVX2, else [`calibrate_baseline`]; all bit-identical).
 pub fn calibrate(
     te: &TelescopeEvent,
     cal: &TelCalibration,
@@ -248,17 +309,40 @@ pub fn calibrate(
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
+    calibrate_with(CalibKernel::selected(), te, cal, geom, ro, scratch, out);
+}
+
+/// [`calibrate`] with a given build; a build this CPU cannot run
+/// ([`CalibKernel::is_available`]) is replaced by the fastest slower one it can.
+pub fn calibrate_with(
+    kernel: CalibKernel,
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked at run time just above).
-        unsafe { calibrate_avx2(te, cal, geom, ro, scratch, out) };
-        return;
+    {
+        #[cfg(caliper_avx512)]
+        if kernel == CalibKernel::Avx512 && CalibKernel::Avx512.is_available() {
+            // SAFETY: the CPU supports AVX2 and AVX-512 F/BW/VL/DQ (checked just above).
+            unsafe { calibrate_avx512(te, cal, geom, ro, scratch, out) };
+            return;
+        }
+        if kernel != CalibKernel::Baseline && has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked at run time just above).
+            unsafe { calibrate_avx2(te, cal, geom, ro, scratch, out) };
+            return;
+        }
     }
-    calibrate_impl::<false>(te, cal, geom, ro, scratch, out);
+    let _ = kernel;
+    calibrate_impl::<BASELINE>(te, cal, geom, ro, scratch, out);
 }
 
 /// [`calibrate`] compiled for baseline x86_64 (SSE2), used where AVX2 is missing and to test
-/// the AVX2 build against.
+/// the AVX2 and AVX-512 builds against.
 pub fn calibrate_baseline(
     te: &TelescopeEvent,
     cal: &TelCalibration,
@@ -267,8 +351,16 @@ pub fn calibrate_baseline(
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<false>(te, cal, geom, ro, scratch, out);
+    calibrate_impl::<BASELINE>(te, cal, geom, ro, scratch, out);
 }
+
+/// Kernel builds of `calibrate_impl`.
+const BASELINE: u8 = 0;
+/// The AVX2 build.
+const AVX2: u8 = 1;
+/// The AVX-512 build.
+#[cfg(caliper_avx512)]
+const AVX512: u8 = 2;
 
 /// # Safety
 /// The CPU must support AVX2.
@@ -282,13 +374,28 @@ unsafe fn calibrate_avx2(
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<true>(te, cal, geom, ro, scratch, out);
+    calibrate_impl::<AVX2>(te, cal, geom, ro, scratch, out);
 }
 
-/// The calibration; `AVX2` selects the neighbour peak search build (the caller guarantees
-/// the CPU feature when it is true).
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F/BW/VL/DQ.
+#[cfg(all(target_arch = "x86_64", caliper_avx512))]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn calibrate_avx512(
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
+    calibrate_impl::<AVX512>(te, cal, geom, ro, scratch, out);
+}
+
+/// The calibration; `K` selects the build (`BASELINE`, `AVX2` or `AVX512`; the caller
+/// guarantees the CPU features of the one it selects).
 #[inline(always)]
-fn calibrate_impl<const AVX2: bool>(
+fn calibrate_impl<const K: u8>(
     te: &TelescopeEvent,
     cal: &TelCalibration,
     geom: &CameraGeometry,
@@ -343,10 +450,10 @@ fn calibrate_impl<const AVX2: bool>(
         return;
     }
 
-    // The default extractor on sampled waveforms: the fused AVX2 kernel (bit-identical to the
-    // code below, which the baseline build runs).
+    // The default extractor on sampled waveforms: the fused AVX2 or AVX-512 kernel
+    // (bit-identical to the code below, which the baseline build runs).
     #[cfg(target_arch = "x86_64")]
-    if AVX2
+    if K != BASELINE
         && ex.kind == ExtractorKind::NeighborPeakWindowSum
         && (2..=crate::calib_avx2::MAX_SAMPLES).contains(&ns)
     {
@@ -372,15 +479,24 @@ fn calibrate_impl<const AVX2: bool>(
             rate: ro.sampling_rate_ghz,
             correction: &ro.correction,
         };
-        // SAFETY: `AVX2` is only true in the AVX2 build, called after the run-time check.
-        scratch.fallbacks += unsafe {
-            crate::calib_avx2::neighbor_window_sum(
-                &im,
-                &mut scratch.fused,
-                &mut out.image,
-                &mut out.peak_time,
-            )
+        #[cfg(caliper_avx512)]
+        let fused: unsafe fn(
+            &crate::calib_avx2::FusedImage,
+            &mut crate::calib_avx2::FusedScratch,
+            &mut [f32],
+            &mut [f32],
+        ) -> usize = if K == AVX512 {
+            crate::calib_avx512::neighbor_window_sum
+        } else {
+            crate::calib_avx2::neighbor_window_sum
         };
+        #[cfg(not(caliper_avx512))]
+        let fused = crate::calib_avx2::neighbor_window_sum;
+        // SAFETY: `K` is `AVX2` only in the AVX2 build, called after the run-time check of
+        // AVX2, and `AVX512` only in the AVX-512 build, called after the run-time check of
+        // AVX2 and AVX-512 F/BW/VL/DQ (and BMI1 and POPCNT, see `calib_avx512::available`).
+        scratch.fallbacks +=
+            unsafe { fused(&im, &mut scratch.fused, &mut out.image, &mut out.peak_time) };
         scratch.searched += np;
         fill_broken(geom, ro, out);
         return;
@@ -431,7 +547,7 @@ fn calibrate_impl<const AVX2: bool>(
                 scratch.searched += np;
             } else {
                 scratch.searched += np;
-                scratch.fallbacks += peaks_for::<AVX2>(
+                scratch.fallbacks += peaks_for::<K>(
                     wave,
                     ns,
                     &geom.indptr,
@@ -569,9 +685,10 @@ pub fn neighbor_peaks(
     neighbor_peaks_baseline(wave, ns, indptr, indices, local_weight, scratch, peak)
 }
 
-/// [`neighbor_peaks`] (dispatching) or its baseline build.
+/// [`neighbor_peaks`] (dispatching) or, in the baseline build (`K` = `BASELINE`), its
+/// baseline build.
 #[inline(always)]
-fn peaks_for<const AVX2: bool>(
+fn peaks_for<const K: u8>(
     wave: &[f32],
     ns: usize,
     indptr: &[u32],
@@ -580,7 +697,7 @@ fn peaks_for<const AVX2: bool>(
     scratch: &mut PeakScratch,
     peak: &mut [i64],
 ) -> usize {
-    if AVX2 {
+    if K != BASELINE {
         neighbor_peaks(wave, ns, indptr, indices, local_weight, scratch, peak)
     } else {
         neighbor_peaks_baseline(wave, ns, indptr, indices, local_weight, scratch, peak)
@@ -1323,22 +1440,32 @@ mod tests {
             && a.selected_gain == b.selected_gain
     }
 
-    /// The dispatched calibration (on AVX2 machines the fused kernel of `calib_avx2` for
-    /// NeighborPeakWindowSum with 2–64 samples) against the baseline build, bit for bit, on
-    /// random images: every sample count from 2 to 66 (1 to 9 vectors, partial last vectors,
+    /// The dispatched calibration and each SIMD build the CPU runs (the fused kernels of
+    /// `calib_avx2` and `calib_avx512` for NeighborPeakWindowSum with 2–64 samples; a build
+    /// the CPU lacks is skipped with a notice) against the baseline build, bit for bit, on
+    /// random images: every sample count from 2 to 66 (1 to 9 vectors of 8 floats, 1 to 5 of 16, partial last vectors,
     /// and lengths the fused kernel leaves to the baseline code), one and two gains (with
     /// pixels over the gain threshold), HV-disabled pixels, own-waveform weights 0, 1 and 3,
     /// windows of width 1 to 12 (the four-pixel float64 extraction up to 8, scalar beyond) and
     /// shifts up to beyond the trace, sampling rates 1 and 1/0.8 GHz, and waveforms that
     /// produce the hard cases: exact repeats of few-level noise (ties the fused kernel settles
     /// by comparing the terms), near-ties below the float32 resolution, constant and zero
-    /// rows, dc_to_pe of 0, and a non-finite pedestal.
+    /// rows, dc_to_pe of 0 and NaN, and an infinite pedestal.
     #[test]
     fn dispatched_calibration_equals_baseline() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let mut cases = 0;
-        let mut fast = CalibScratch::default();
+        let mut dispatched = CalibScratch::default();
+        // every SIMD build this CPU runs, each against the baseline build
+        let mut fast: Vec<(CalibKernel, CalibScratch)> = Vec::new();
+        for kernel in [CalibKernel::Avx2, CalibKernel::Avx512] {
+            if kernel.is_available() {
+                fast.push((kernel, CalibScratch::default()));
+            } else {
+                eprintln!("{kernel:?} not available on this CPU: its comparison is skipped");
+            }
+        }
         for ns in 2..=66usize {
             let n_gains = 1 + ns % 2;
             let broken = if ns % 3 == 0 { vec![0, 5, 17] } else { vec![] };
@@ -1398,6 +1525,9 @@ mod tests {
                 if round == 3 {
                     pedestal[7] = f32::INFINITY;
                 }
+                if round == 2 {
+                    dc_to_pe[11] = f32::NAN;
+                }
                 let te = TelescopeEvent {
                     tel_id: 1,
                     n_gains,
@@ -1415,20 +1545,31 @@ mod tests {
                         .map(|_| rng.random_range(-22.0f32..-20.0))
                         .collect(),
                 };
-                let (mut a, mut b) = (Dl1Image::default(), Dl1Image::default());
-                calibrate(&te, &cal, &g, &ro, &mut fast, &mut a);
+                let mut b = Dl1Image::default();
                 calibrate_baseline(&te, &cal, &g, &ro, &mut CalibScratch::default(), &mut b);
+                let mut a = Dl1Image::default();
+                calibrate(&te, &cal, &g, &ro, &mut dispatched, &mut a);
                 assert!(
                     same_bits(&a, &b),
-                    "ns {ns} gains {n_gains} lw {lw} width {width} shift {shift}"
+                    "dispatched: ns {ns} gains {n_gains} lw {lw} width {width} shift {shift}"
                 );
+                for (kernel, scratch) in &mut fast {
+                    let mut a = Dl1Image::default();
+                    calibrate_with(*kernel, &te, &cal, &g, &ro, scratch, &mut a);
+                    assert!(
+                        same_bits(&a, &b),
+                        "{kernel:?}: ns {ns} gains {n_gains} lw {lw} width {width} shift {shift}"
+                    );
+                }
                 cases += 1;
             }
         }
         assert_eq!(cases, 65 * 4);
-        // the float64 near-tie path was exercised
-        let (fallbacks, searched) = fast.peak_fallbacks();
-        assert!(fallbacks > 100, "{fallbacks} of {searched}");
+        // the float64 near-tie path of every SIMD build was exercised
+        for (kernel, scratch) in &fast {
+            let (fallbacks, searched) = scratch.peak_fallbacks();
+            assert!(fallbacks > 100, "{kernel:?}: {fallbacks} of {searched}");
+        }
     }
 
     /// Gain selection: any high-gain sample above 4000 ADC switches the pixel to low gain.

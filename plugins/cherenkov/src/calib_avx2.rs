@@ -4,7 +4,7 @@
 //! to whole vectors. The arithmetic of every output is the one of
 //! [`crate::calib::calibrate_baseline`] (same IEEE operations in the same order), so the two
 //! are bit-identical (tested on both shared files and on random images); chosen at run time
-//! when the CPU has AVX2.
+//! when the CPU has AVX2 but not what `calib_avx512` needs (see `calib::CalibKernel`).
 //!
 //! Per image, three passes: (1) the selected gain's ADC samples become float32 R1 rows of
 //! `8·V` floats (`V = ⌈n_samples/8⌉` vectors), with each row's largest |value|; (2) per
@@ -25,12 +25,13 @@ pub(crate) const MAX_SAMPLES: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct FusedScratch {
     /// R1 rows, `8·V` floats per pixel (the lanes after `n_samples` hold conversions of the
-    /// following ADC values and are never used as samples).
-    wave: Vec<f32>,
+    /// following ADC values and are never used as samples); the AVX-512 build
+    /// (`calib_avx512`) keeps rows of `16·V` floats here.
+    pub(crate) wave: Vec<f32>,
     /// Largest |R1| of each row; NaN if the row holds a non-finite value.
-    maxabs: Vec<f32>,
+    pub(crate) maxabs: Vec<f32>,
     /// Peak sample per pixel.
-    peak: Vec<u32>,
+    pub(crate) peak: Vec<u32>,
 }
 
 /// One image's inputs of [`neighbor_window_sum`].
@@ -437,8 +438,16 @@ fn peak_of<const V: usize>(
 }
 
 /// The float64 neighbour peak of one pixel, one sample at a time in ctapipe's order (rows of
-/// `stride` floats), numpy's first argmax ignoring NaN as `calib::neighbor_peaks_reference`.
-fn exact_peak(wave: &[f32], stride: usize, ns: usize, p: usize, nb: &[u32], lw: f64) -> usize {
+/// `stride` floats), numpy's first argmax ignoring NaN as `calib::neighbor_peaks_reference`
+/// (shared with `calib_avx512`).
+pub(crate) fn exact_peak(
+    wave: &[f32],
+    stride: usize,
+    ns: usize,
+    p: usize,
+    nb: &[u32],
+    lw: f64,
+) -> usize {
     let mut best = f64::NEG_INFINITY;
     let mut best_s = 0;
     for s in 0..ns {

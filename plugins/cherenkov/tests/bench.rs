@@ -299,29 +299,44 @@ fn bench_peak_search() {
 
 /// Calibration cost per camera on the shared files (run by hand), in on-CPU time of the
 /// calling thread so that other processes on the machine do not inflate it (which they still
-/// do through the caches): cycling through all images `BENCH_REPS` (default 20) times, the
-/// dispatched build (AVX2 fused kernel) and the baseline SSE2 build alternately; then every
-/// image calibrated `BENCH_REPS` times in a row (cache-warm), best of 3 such batches.
-/// Reported per camera as µs/image and ns/sample; `BENCH_PIXELS=<n>` keeps the cameras
-/// with n pixels.
+/// do through the caches): cycling through all images `BENCH_REPS` (default 20) times, every
+/// build this CPU runs (AVX-512, AVX2 fused kernels and the baseline SSE2 build) alternately
+/// on each image; then every image calibrated `BENCH_REPS` times in a row (cache-warm), best
+/// of 3 such batches, per SIMD build (alternately on each image). Reported per camera as µs/image and ns/sample;
+/// `BENCH_PIXELS=<n>` keeps the cameras with n pixels, `BENCH_KERNELS=avx2,avx512` (names
+/// of `CALIPER_CHERENKOV_KERNEL`) the builds timed (all available ones by default).
 #[test]
 #[ignore]
 fn bench_calib_cameras() {
-    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate, calibrate_baseline};
+    use caliper_cherenkov::calib::{CalibKernel, CalibScratch, Dl1Image, calibrate_with};
     let reps: usize = std::env::var("BENCH_REPS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    let name = |k: CalibKernel| match k {
+        CalibKernel::Baseline => "baseline",
+        CalibKernel::Avx2 => "avx2",
+        CalibKernel::Avx512 => "avx512",
+    };
+    let wanted = std::env::var("BENCH_KERNELS").ok();
+    // fastest first
+    let kernels: Vec<CalibKernel> = CalibKernel::ALL
+        .into_iter()
+        .rev()
+        .filter(|k| k.is_available())
+        .filter(|k| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| w.split(',').any(|n| n == name(*k)))
+        })
+        .collect();
     for (f, fl) in SHARED_FILES {
         let Some(p) = shared_data(f) else { return };
         let (r, events) = read_events(&p);
         let (_, sub) = subarray(&r, fl);
-        let (mut cs, mut cs_b, mut dl1) = (
-            CalibScratch::default(),
-            CalibScratch::default(),
-            Dl1Image::default(),
-        );
-        let mut per_camera = std::collections::BTreeMap::new();
+        let mut scratch: Vec<CalibScratch> =
+            kernels.iter().map(|_| CalibScratch::default()).collect();
+        let mut dl1 = Dl1Image::default();
         // BENCH_PIXELS=<n>: only the cameras with n pixels
         let only: Option<usize> = std::env::var("BENCH_PIXELS")
             .ok()
@@ -334,58 +349,98 @@ fn bench_calib_cameras() {
                 .filter(|te| only.is_none_or(|n| n == te.n_pixels))
                 .map(|te| (te, &sub.tels[&te.tel_id], te.calibration.as_ref().unwrap()))
         };
+        // repeated (cache-warm), the builds alternately on each image
+        let mut per_camera = std::collections::BTreeMap::new();
         for (te, s, cal) in images() {
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let c0 = thread_cpu_seconds();
-                for _ in 0..reps {
-                    calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
+            for (ki, &k) in kernels.iter().enumerate() {
+                if k == CalibKernel::Baseline {
+                    continue;
                 }
-                best = best.min((thread_cpu_seconds() - c0) / reps as f64);
+                let mut best = f64::INFINITY;
+                for _ in 0..3 {
+                    let c0 = thread_cpu_seconds();
+                    for _ in 0..reps {
+                        calibrate_with(
+                            k,
+                            te,
+                            cal,
+                            &s.geometry,
+                            &s.readout,
+                            &mut scratch[ki],
+                            &mut dl1,
+                        );
+                    }
+                    best = best.min((thread_cpu_seconds() - c0) / reps as f64);
+                }
+                let e = per_camera
+                    .entry((te.n_pixels, te.n_samples, ki))
+                    .or_insert((0usize, 0.0f64));
+                e.0 += 1;
+                e.1 += best;
             }
-            let e = per_camera
-                .entry((te.n_pixels, te.n_samples))
-                .or_insert((0usize, 0.0f64));
-            e.0 += 1;
-            e.1 += best;
         }
-        // cycling through all images (cache-cold as in the chain)
+        // cycling through all images (cache-cold as in the chain), the builds alternately on
+        // each image; the build that goes first reads the image from memory and leaves it
+        // in the caches for the others, so the order rotates from one pass to the next
         let mut cold = std::collections::BTreeMap::new();
-        for _ in 0..reps {
+        for rep in 0..reps {
             for (te, s, cal) in images() {
-                let c0 = thread_cpu_seconds();
-                calibrate(te, cal, &s.geometry, &s.readout, &mut cs, &mut dl1);
-                let c1 = thread_cpu_seconds();
-                calibrate_baseline(te, cal, &s.geometry, &s.readout, &mut cs_b, &mut dl1);
-                let c2 = thread_cpu_seconds();
                 let e = cold
                     .entry((te.n_pixels, te.n_samples))
-                    .or_insert((0usize, 0.0f64, 0.0f64));
+                    .or_insert((0usize, vec![0.0f64; kernels.len()]));
                 e.0 += 1;
-                e.1 += c1 - c0;
-                e.2 += c2 - c1;
+                for r in 0..kernels.len() {
+                    let ki = (r + rep) % kernels.len();
+                    let c0 = thread_cpu_seconds();
+                    calibrate_with(
+                        kernels[ki],
+                        te,
+                        cal,
+                        &s.geometry,
+                        &s.readout,
+                        &mut scratch[ki],
+                        &mut dl1,
+                    );
+                    e.1[ki] += thread_cpu_seconds() - c0;
+                }
             }
         }
-        for ((np, ns), (k, t, tb)) in &cold {
-            let (t, tb) = (t / *k as f64, tb / *k as f64);
+        for ((np, ns), (n, t)) in &cold {
+            let per: Vec<String> = kernels
+                .iter()
+                .zip(t)
+                .map(|(k, t)| {
+                    let t = t / *n as f64;
+                    format!(
+                        "{} {:.1} us/image ({:.2} ns/sample)",
+                        name(*k),
+                        t * 1e6,
+                        t * 1e9 / (np * ns) as f64
+                    )
+                })
+                .collect();
             println!(
-                "{}: {np} px x {ns} samples, cycling through all images: calibrate {:.1} us/image on-CPU, {:.2} ns/sample (baseline SSE2 build {:.1} us/image)",
+                "{}: {np} px x {ns} samples, cycling through all images, calibrate on-CPU: {}",
                 short_name(f),
-                t * 1e6,
-                t * 1e9 / (np * ns) as f64,
-                tb * 1e6
+                per.join(", ")
             );
         }
-        let (fb, searched) = cs.peak_fallbacks();
-        for ((np, ns), (k, t)) in &per_camera {
+        for ((np, ns, ki), (k, t)) in &per_camera {
             let t = t / *k as f64;
             println!(
-                "{}: {np} px x {ns} samples: {k} images, each repeated (cache-warm): calibrate {:.1} us/image on-CPU, {:.2} ns/sample",
+                "{}: {np} px x {ns} samples: {k} images, each repeated (cache-warm): {} calibrate {:.1} us/image on-CPU, {:.2} ns/sample",
                 short_name(f),
+                name(kernels[*ki]),
                 t * 1e6,
                 t * 1e9 / (np * ns) as f64
             );
         }
-        println!("  float64-settled peaks: {fb} of {searched} pixels");
+        for (k, s) in kernels.iter().zip(&scratch) {
+            let (fb, searched) = s.peak_fallbacks();
+            println!(
+                "  {}: float64-settled peaks: {fb} of {searched} pixels",
+                name(*k)
+            );
+        }
     }
 }

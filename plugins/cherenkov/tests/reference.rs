@@ -153,14 +153,17 @@ fn reader_reads_all_events() {
 
 mod dl1 {
     use super::*;
+    use caliper_cherenkov::calib::CalibKernel;
     use caliper_cherenkov::calib::{
         CalibScratch, Dl1Image, ExtractorKind, ExtractorSettings, GAIN_THRESHOLD_ADC, PeakScratch,
-        TelReadout, calibrate, calibrate_baseline, neighbor_peaks, neighbor_peaks_reference,
+        TelReadout, calibrate, calibrate_baseline, calibrate_with, neighbor_peaks,
+        neighbor_peaks_reference,
     };
     use std::collections::HashMap;
 
     /// Per-pixel DL1 charge within 1e-5 relative (floor 1e-3 p.e. for values near 0) and peak
-    /// time within 1e-4 ns of ctapipe, selected gain identical, on both files and both configs.
+    /// time within 1e-4 ns of ctapipe, selected gain identical, on both files and both configs;
+    /// and every calibration build the CPU runs (AVX2, AVX-512) bit for bit the baseline's.
     #[test]
     fn dl1_images_match_ctapipe() {
         for (file, refdir, fl) in FILES {
@@ -187,6 +190,16 @@ mod dl1 {
                 let mut out = Dl1Image::default();
                 let mut scratch_b = CalibScratch::default();
                 let mut out_b = Dl1Image::default();
+                // every SIMD build this CPU runs, each compared with the baseline build
+                let mut builds = Vec::new();
+                for kernel in [CalibKernel::Avx2, CalibKernel::Avx512] {
+                    if kernel.is_available() {
+                        builds.push((kernel, CalibScratch::default()));
+                    } else {
+                        eprintln!("{kernel:?} not available on this CPU: comparison skipped");
+                    }
+                }
+                let mut out_k = Dl1Image::default();
                 let (mut max_q, mut max_t, mut n_img, mut n_pix) = (0.0f64, 0.0f64, 0, 0);
                 while let Some(Ok(ev)) = reader.next_event() {
                     for te in &ev.telescopes {
@@ -199,10 +212,28 @@ mod dl1 {
                         });
                         let cal = te.calibration.as_ref().unwrap();
                         calibrate(te, cal, g, ro, &mut scratch, &mut out);
-                        // the dispatched (AVX2 where available) build against the baseline
+                        // the dispatched (AVX-512 or AVX2 where available) build against the baseline
                         // build and the straightforward float64 peak search: bit-identical
                         calibrate_baseline(te, cal, g, ro, &mut scratch_b, &mut out_b);
-                        assert_eq!(out, out_b, "{file} tel {}: AVX2 vs baseline", te.tel_id);
+                        assert_eq!(
+                            out, out_b,
+                            "{file} tel {}: dispatched vs baseline",
+                            te.tel_id
+                        );
+                        for (kernel, scratch_k) in &mut builds {
+                            calibrate_with(*kernel, te, cal, g, ro, scratch_k, &mut out_k);
+                            // bit for bit (−0.0 and NaN included)
+                            let bits = |o: &Dl1Image| {
+                                let b =
+                                    |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                                (b(&o.image), b(&o.peak_time), o.selected_gain.clone())
+                            };
+                            assert!(
+                                bits(&out_k) == bits(&out_b),
+                                "{file} tel {}: {kernel:?} vs baseline",
+                                te.tel_id
+                            );
+                        }
                         if te.n_samples > 1 {
                             let np = te.n_pixels;
                             let ns = te.n_samples;

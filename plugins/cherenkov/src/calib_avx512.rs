@@ -1,0 +1,958 @@
+//! AVX-512 build of the fused NeighborPeakWindowSum kernel of `calib_avx2` (R1 conversion,
+//! float32 neighbour peak screen with its float64 tie-break, window sums), with rows of 16
+//! floats per 512-bit register: DigiCam's 50 samples are 4 registers instead of 7,
+//! NectarCam's 30 and SCTCam's 32 are 2 instead of 4. Every output is computed with the same
+//! IEEE operations in the same order as [`crate::calib::calibrate_baseline`] (the arguments of
+//! `calib_avx2` carry over lane for lane), so the three builds are bit-identical (tested on
+//! both shared files and on random images); chosen at run time when the CPU has AVX-512
+//! F/BW/VL/DQ (and BMI1, POPCNT), compiled with Rust ≥ 1.89 (build.rs).
+//!
+//! The outputs (peak sample, charge, peak time) are computed exactly as in the other builds;
+//! what may differ is only how the float32 screen reaches them (the order of the float32
+//! neighbour additions, which of the equivalent exact paths settles a pixel), each step with
+//! its argument below. What AVX-512 changes against the AVX2 build:
+//! - compares go straight into mask registers: the candidate samples of a row are one
+//!   `vcmpps` per 16 samples, joined into one `u64` with `kunpck`; the padding lanes after
+//!   the last sample are left out of the maximum and of the compare by the mask (instead of
+//!   a blend with −∞), so they can never win nor count, whatever the threshold;
+//! - the float32 neighbour sums of a six-neighbour pixel as a tree (3 dependent additions
+//!   instead of 6; the screen's error bound holds for any order), and two pixels at a time
+//!   sharing one horizontal maximum (the peak search is bound by the latency of each
+//!   pixel's chain, which ends in that maximum);
+//! - each row's largest |R1| from the R1 vectors with `vrangeps` (two rows per reduction)
+//!   instead of the smallest and largest ADC sample with `phminposuw`;
+//! - the exact-repeat test is one masked `vpcmpeqd` per 16 samples and term (the running
+//!   "same" mask is the compare's write mask);
+//! - the row tail is read with a masked load (16-bit lanes after the row take sample 0's
+//!   value and never fault), so no row is read past its end and no copy is needed at the
+//!   end of the buffer;
+//! - window sums and peak times eight pixels at a time in float64 lanes (two such groups
+//!   interleaved): the eight windows are transposed with eight two-source permutes, lanes
+//!   past a window's end are zeroed by the masked conversion to float64, and the division
+//!   by the sampling rate is a multiplication when the rate is a power of two (exact).
+
+// The AVX-512 intrinsics are stable since Rust 1.89, later than the workspace's MSRV (1.85):
+// this module is compiled only by compilers that have them (`cfg(caliper_avx512)`, set by
+// build.rs), so the MSRV lint does not apply here.
+#![allow(clippy::incompatible_msrv)]
+
+use std::arch::x86_64::*;
+
+use crate::calib_avx2::{FusedImage, FusedScratch, MAX_SAMPLES, exact_peak};
+
+/// Whether the CPU has what this build needs (AVX2, AVX-512 F, BW, VL, DQ, BMI1 and POPCNT;
+/// cached by std).
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+}
+
+/// Calibrate one image (the caller guarantees the features of [`available`],
+/// `2 ≤ n_samples ≤ 64`, consistent slice lengths and neighbour indices `< n_pixels`, which
+/// are checked again here with a panic as the only failure); writes `image` and `peak_time`
+/// (`n_pixels` each) and returns the number of pixels whose peak needed float64 sums. `sc`
+/// may be shared with the AVX2 build (every row is written before it is read).
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+pub(crate) fn neighbor_window_sum(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    image: &mut [f32],
+    peak_time: &mut [f32],
+) -> usize {
+    let np = im.n_pixels;
+    let ns = im.n_samples;
+    assert!((2..=MAX_SAMPLES).contains(&ns));
+    assert!(im.samples.len() >= np * ns && im.gain.len() == np);
+    assert!(image.len() == np && peak_time.len() == np && im.indptr.len() == np + 1);
+    // every neighbour index is a pixel: the peak search then reads its rows unchecked
+    let max_index = im.indices.iter().fold(0u32, |m, &j| m.max(j));
+    assert!(im.indices.is_empty() || (max_index as usize) < np);
+    let v = ns.div_ceil(16);
+    let stride = 16 * v;
+    // 8 spare floats after the last row for the window loads of the extraction
+    if sc.wave.len() < np * stride + 8 {
+        sc.wave.resize(np * stride + 8, 0.0);
+    }
+    sc.maxabs.resize(np, 0.0);
+    sc.peak.resize(np, 0);
+    match v {
+        1 => passes::<1>(im, sc, image, peak_time),
+        2 => passes::<2>(im, sc, image, peak_time),
+        3 => passes::<3>(im, sc, image, peak_time),
+        _ => passes::<4>(im, sc, image, peak_time),
+    }
+}
+
+/// The three steps for rows of `V` vectors of 16 floats: R1 rows of every pixel, then the
+/// peak of every pixel, then the window sums (sixteen pixels at a time).
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn passes<const V: usize>(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    image: &mut [f32],
+    peak_time: &mut [f32],
+) -> usize {
+    let np = im.n_pixels;
+    r1_rows::<V>(im, sc);
+    let fallbacks = peaks::<V>(im, sc);
+    let ex = Extractor::new(im, 16 * V);
+    let done = if ex.simd_ok { np / 16 * 16 } else { 0 };
+    for p in (0..done).step_by(16) {
+        ex.sixteen(im, sc, p, image, peak_time);
+    }
+    for p in done..np {
+        ex.one(im, sc, p, image, peak_time);
+    }
+    fallbacks
+}
+
+/// The valid lanes (the first `ns − 16·(V − 1)`, 1..=16) of a row's last vector.
+#[inline]
+fn last_mask<const V: usize>(ns: usize) -> __mmask16 {
+    let valid = ns - 16 * (V - 1);
+    (u32::MAX >> (32 - valid)) as __mmask16
+}
+
+/// R1 rows of every pixel.
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn r1_rows<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
+    let (base, len, ns, np) = (
+        im.samples.as_ptr(),
+        im.samples.len(),
+        im.n_samples,
+        im.n_pixels,
+    );
+    // every row that a selected gain points to exists: `r1_row` reads them unchecked
+    let n_gains = usize::from(im.gain.iter().fold(0u8, |m, &g| m.max(g))) + 1;
+    assert!(im.gain.len() == np && im.pedestal.len() >= n_gains * np);
+    assert!(im.dc_to_pe.len() >= n_gains * np && len >= n_gains * np * ns);
+    assert!(sc.wave.len() >= np * 16 * V && sc.maxabs.len() >= np);
+    assert!((16 * V - 15..=16 * V).contains(&ns));
+    let pairs = np / 2 * 2;
+    for p in (0..pairs).step_by(2) {
+        // the samples 2 kB ahead into L1, as the AVX2 build
+        for p in [p, p + 1] {
+            let ahead = (usize::from(im.gain[p]) * im.n_pixels + p) * ns + 1024;
+            if ahead + 64 < len {
+                // SAFETY: in bounds (checked just above); a prefetch has no other effect.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(base.add(ahead).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(base.add(ahead + 32).cast());
+                }
+            }
+        }
+        // two rows at a time, their chains of latencies interleaved
+        // SAFETY: p + 1 < n_pixels and the lengths asserted above.
+        unsafe { r1_row::<V, 2>(im, sc, [p, p + 1]) };
+    }
+    for p in pairs..np {
+        // SAFETY: p < n_pixels and the lengths asserted above.
+        unsafe { r1_row::<V, 1>(im, sc, [p]) };
+    }
+}
+
+/// The peak of every pixel; returns how many needed float64 sums.
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn peaks<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) -> usize {
+    let mut fallbacks = 0;
+    // the CSR offsets are non-decreasing and end within the indices: each pixel's
+    // neighbour slice is then taken unchecked
+    let (indptr, indices) = (im.indptr, im.indices);
+    assert!(indptr.len() == im.n_pixels + 1);
+    // (a branch-free fold that vectorises, instead of `windows(2).all(..)`, whose early
+    // exit kept it scalar: 3 % of the peak search on DigiCam)
+    let descending = indptr[..im.n_pixels]
+        .iter()
+        .zip(&indptr[1..])
+        .fold(0u32, |d, (a, b)| d | u32::from(a > b));
+    assert!(descending == 0 && indptr[im.n_pixels] as usize <= indices.len());
+    assert!(sc.wave.len() >= im.n_pixels * 16 * V && sc.maxabs.len() >= im.n_pixels);
+    assert!(sc.peak.len() >= im.n_pixels);
+    let neighbours = |p: usize| {
+        // SAFETY: p < n_pixels, so p + 1 < indptr.len(), and indptr[p] ≤ indptr[p + 1] ≤
+        // indices.len() (asserted above).
+        unsafe {
+            let (a, b) = (*indptr.get_unchecked(p), *indptr.get_unchecked(p + 1));
+            indices.get_unchecked(a as usize..b as usize)
+        }
+    };
+    // two pixels at a time: their horizontal maxima share one reduction, and the two
+    // chains of latencies (sums, maximum, threshold, compares) interleave
+    for p in (0..im.n_pixels).step_by(2) {
+        // the last pixel of an odd count twice
+        let q = (p + 1).min(im.n_pixels - 1);
+        let [(pa, ea), (pb, eb)] = peak_pair::<V>(im, sc, [p, q], [neighbours(p), neighbours(q)]);
+        // SAFETY: p ≤ q < n_pixels ≤ peak.len() (asserted above).
+        unsafe {
+            *sc.peak.get_unchecked_mut(p) = pa;
+            *sc.peak.get_unchecked_mut(q) = pb;
+        }
+        fallbacks += usize::from(ea) + usize::from(eb && q != p);
+    }
+    fallbacks
+}
+
+/// The larger magnitude of each lane pair with the sign cleared (`vrangeps`, imm 0b1011);
+/// +∞ if either is infinite; with one quiet NaN the other operand, with two NaN (tested).
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn abs_max(a: __m512, b: __m512) -> __m512 {
+    _mm512_range_ps::<0b1011>(a, b)
+}
+
+/// R1 = (ADC − pedestal) · dc_to_pe in float32 for the selected gain of each pixel `p` of
+/// `pix` (`G` ≤ 2 rows, their reductions shared), with the row's largest |value| taken from
+/// the R1 vectors themselves with `vrangeps` (largest magnitude, sign cleared). When every
+/// value is finite that is the exact largest |R1| of the row (the masked lanes hold sample
+/// 0's R1, a value of the row), which is what `calib::max_abs_and_constant` finds. A
+/// non-finite row gives +∞ or NaN: R1 is NaN only when the pedestal or dc_to_pe is NaN or
+/// the pedestal infinite with dc_to_pe 0 (then every value is NaN, and two NaNs give NaN),
+/// or for the one ADC value equal to the pedestal with an infinite dc_to_pe (then every
+/// other value is ±∞, and +∞ wins over a NaN, which `vrangeps` skips); an infinite value
+/// gives +∞. Unlike the AVX2 build a non-finite row is not normalised to NaN; either way the
+/// bound of `sums` is then not finite and the pixel goes to the float64 path. (The AVX2
+/// build takes the smallest and largest ADC sample with `phminposuw` instead: about 24
+/// instructions per row against 8 here.)
+///
+/// # Safety
+/// The features of [`available`]; `16·(V − 1) < n_samples ≤ 16·V`; for each `p` of `pix`:
+/// `p < n_pixels`; with `g = gain[p]`, `g·n_pixels + p` indexes `pedestal` and `dc_to_pe`,
+/// `samples` holds `(g·n_pixels + p + 1)·n_samples` values, `sc.wave` holds at least
+/// `(p + 1)·16·V` floats and `sc.maxabs` more than `p`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn r1_row<const V: usize, const G: usize>(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    pix: [usize; G],
+) {
+    let np = im.n_pixels;
+    let ns = im.n_samples;
+    let stride = 16 * V;
+    // the largest |R1| of each row, lane-wise
+    let mut lanes = [_mm512_setzero_ps(); 2];
+    for g in 0..G {
+        let p = pix[g];
+        // SAFETY: p < n_pixels = gain.len() (contract).
+        let i = usize::from(unsafe { *im.gain.get_unchecked(p) }) * np + p;
+        // SAFETY: i < pedestal.len(), dc_to_pe.len() (contract).
+        let (ped, k) = unsafe {
+            (
+                _mm512_set1_ps(*im.pedestal.get_unchecked(i)),
+                _mm512_set1_ps(*im.dc_to_pe.get_unchecked(i)),
+            )
+        };
+        // SAFETY: (i + 1)·ns ≤ samples.len() (contract).
+        let src = unsafe { im.samples.as_ptr().add(i * ns) };
+        // SAFETY: (p + 1)·stride ≤ wave.len() (contract).
+        let dst = unsafe { sc.wave.as_mut_ptr().add(p * stride) };
+        // SAFETY: ns ≥ 1 samples at src.
+        let first = _mm256_set1_epi16(unsafe { *src } as i16);
+        let mut rs = [_mm512_setzero_ps(); V];
+        for (q, rq) in rs.iter_mut().enumerate() {
+            // the last vector's lanes past the row take sample 0's value (masked load: those
+            // addresses are not read), so they hold sample 0's R1
+            // SAFETY: full vectors q < V − 1 lie within the row (16·(q + 1) < ns); the last
+            // one reads only its first ns − 16·(V − 1) lanes.
+            let x = unsafe {
+                if q + 1 < V {
+                    _mm256_loadu_si256(src.add(16 * q).cast())
+                } else {
+                    _mm256_mask_loadu_epi16(first, last_mask::<V>(ns), src.add(16 * q).cast())
+                }
+            };
+            *rq = _mm512_mul_ps(
+                _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(x)), ped),
+                k,
+            );
+            // SAFETY: 16 floats at dst + 16·q within the row (contract).
+            unsafe { _mm512_storeu_ps(dst.add(16 * q), *rq) };
+        }
+        // the larger magnitude, sign cleared, as a tree over the vectors
+        lanes[g] = match V {
+            1 => abs_max(rs[0], rs[0]),
+            2 => abs_max(rs[0], rs[1]),
+            3 => abs_max(abs_max(rs[0], rs[1]), rs[2]),
+            _ => abs_max(abs_max(rs[0], rs[1]), abs_max(rs[2], rs[3])),
+        };
+    }
+    if G == 1 {
+        lanes[1] = lanes[0];
+    }
+    // the two rows' lanes reduced together: 128-bit quarters (a0, a1, b0, b1) against (a2,
+    // a3, b2, b3), then quarters within each half, pairs and neighbours
+    let mut z = abs_max(
+        _mm512_shuffle_f32x4::<0b0100_0100>(lanes[0], lanes[1]),
+        _mm512_shuffle_f32x4::<0b1110_1110>(lanes[0], lanes[1]),
+    );
+    z = abs_max(z, _mm512_shuffle_f32x4::<0b1011_0001>(z, z));
+    z = abs_max(z, _mm512_permute_ps::<0b0100_1110>(z));
+    z = abs_max(z, _mm512_permute_ps::<0b1011_0001>(z));
+    let m = [
+        _mm512_cvtss_f32(z),
+        _mm_cvtss_f32(_mm512_extractf32x4_ps::<2>(z)),
+    ];
+    for g in 0..G {
+        // SAFETY: p < maxabs.len() (contract).
+        unsafe { *sc.maxabs.get_unchecked_mut(pix[g]) = m[g] };
+    }
+}
+
+/// The neighbour peaks of pixels `pa` and `pb` (neighbours `na` and `nb`; the same pixel
+/// twice for a last odd one), by the screen of `calib::neighbor_peaks` (its bound and proof,
+/// in the order of `calib_avx2::peak_of`), and whether each needed float64 sums. The rows of
+/// the pixels and of their neighbours hold R1. The two horizontal maxima share one
+/// reduction and the two chains of latencies (sums, maximum, threshold, compares)
+/// interleave; `sums` and `decide` have this one call site each, so they are inlined.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn peak_pair<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    pix: [usize; 2],
+    nbs: [&[u32]; 2],
+) -> [(u32, bool); 2] {
+    let mut acc = [[_mm512_setzero_ps(); V]; 2];
+    let mut bound = [0.0f32; 2];
+    let mut m = [_mm512_setzero_ps(); 2];
+    for i in 0..2 {
+        (acc[i], bound[i]) = sums::<V>(im, sc, pix[i], nbs[i]);
+        m[i] = lane_max::<V>(&acc[i], im.n_samples);
+    }
+    // 128-bit quarters (a0, a1, b0, b1) against (a2, a3, b2, b3): eight lanes per pixel
+    let mut z = _mm512_max_ps(
+        _mm512_shuffle_f32x4::<0b0100_0100>(m[0], m[1]),
+        _mm512_shuffle_f32x4::<0b1110_1110>(m[0], m[1]),
+    );
+    // swap the quarters within each pixel's half, then pairs and neighbours
+    z = _mm512_max_ps(z, _mm512_shuffle_f32x4::<0b1011_0001>(z, z));
+    z = _mm512_max_ps(z, _mm512_permute_ps::<0b0100_1110>(z));
+    z = _mm512_max_ps(z, _mm512_permute_ps::<0b1011_0001>(z));
+    // lanes 0–7 hold the maximum of the first pixel, lanes 8–15 that of the second:
+    // broadcast each
+    let best = [
+        _mm512_shuffle_f32x4::<0b0000_0000>(z, z),
+        _mm512_shuffle_f32x4::<0b1010_1010>(z, z),
+    ];
+    let mut out = [(0, false); 2];
+    for i in 0..2 {
+        out[i] = decide::<V>(im, sc, pix[i], nbs[i], &acc[i], best[i], bound[i]);
+    }
+    out
+}
+
+/// The lane-wise maximum over a row's sums, the padding lanes left out (they never win).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn lane_max<const V: usize>(acc: &[__m512; V], ns: usize) -> __m512 {
+    let mut lanes = *acc;
+    lanes[V - 1] = _mm512_mask_mov_ps(
+        _mm512_set1_ps(f32::NEG_INFINITY),
+        last_mask::<V>(ns),
+        acc[V - 1],
+    );
+    // a tree over the vectors
+    match V {
+        1 => lanes[0],
+        2 => _mm512_max_ps(lanes[0], lanes[1]),
+        3 => _mm512_max_ps(_mm512_max_ps(lanes[0], lanes[1]), lanes[2]),
+        _ => _mm512_max_ps(
+            _mm512_max_ps(lanes[0], lanes[1]),
+            _mm512_max_ps(lanes[2], lanes[3]),
+        ),
+    }
+}
+
+/// The float32 neighbour sums of pixel `p` (`V` vectors; the padding lanes hold sums of
+/// padding) and the bound A of their rounding errors (see below).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn sums<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p: usize,
+    nb: &[u32],
+) -> ([__m512; V], f32) {
+    let stride = 16 * V;
+    let (wave, maxabs) = (&sc.wave[..], &sc.maxabs[..]);
+    let lw = im.local_weight;
+    // As in the AVX2 build, no separate check for rows that are all constant: the
+    // exact-repeat test below settles them (sample 0), the float64 path the non-finite ones.
+    //
+    // The float32 sums only screen the samples, so they need not follow ctapipe's order:
+    // the bound of `calib::neighbor_peaks` (|float32 sum − exact sum| ≤ γ_{n−1}·A, with A
+    // the sum of the terms' largest magnitudes) holds for every order of the n − 1
+    // additions (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §4.2,
+    // eq. 4.4: the error is at most u times the sum of the |partial sums|, each ≤ A), and
+    // so does the relative error γ_{n−1} of the float32 A itself (a sum of non-negative
+    // values). The six neighbours of a pixel inside a hexagonal camera are therefore
+    // added as a tree, ((r0 + r1) + ((r2 + r3) + (r4 + r5))), and the own term last: 3
+    // dependent additions instead of 6, which shortens each pixel's chain of latencies
+    // (the peak search is latency-bound: every pixel ends in a horizontal maximum).
+    // Everything that decides the output — the candidates' float64 sums, the exact-repeat
+    // test — is unchanged.
+    let mut acc = [_mm512_setzero_ps(); V];
+    debug_assert!(wave.len() >= maxabs.len() * stride);
+    // SAFETY (of every call): j < n_pixels (checked on entry), so the row
+    // j·stride..(j + 1)·stride lies in `wave` (n_pixels·stride + 8 floats) and j in
+    // `maxabs` (n_pixels).
+    let row = |j: u32| unsafe {
+        let j = j as usize;
+        (wave.as_ptr().add(j * stride), *maxabs.get_unchecked(j))
+    };
+    // SAFETY (of every call): `r` from `row`, q < V: 16 floats within the row.
+    let ld = |r: *const f32, q: usize| unsafe { _mm512_loadu_ps(r.add(16 * q)) };
+    let mut bound = if let Ok(six) = <&[u32; 6]>::try_from(nb) {
+        let r = [
+            row(six[0]),
+            row(six[1]),
+            row(six[2]),
+            row(six[3]),
+            row(six[4]),
+            row(six[5]),
+        ];
+        for (q, a) in acc.iter_mut().enumerate() {
+            let s01 = _mm512_add_ps(ld(r[0].0, q), ld(r[1].0, q));
+            let s23 = _mm512_add_ps(ld(r[2].0, q), ld(r[3].0, q));
+            let s45 = _mm512_add_ps(ld(r[4].0, q), ld(r[5].0, q));
+            *a = _mm512_add_ps(s01, _mm512_add_ps(s23, s45));
+        }
+        (r[0].1 + r[1].1) + ((r[2].1 + r[3].1) + (r[4].1 + r[5].1))
+    } else {
+        let mut bound = 0.0f32;
+        for &j in nb {
+            let (rj, mj) = row(j);
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_add_ps(*a, ld(rj, q));
+            }
+            bound += mj;
+        }
+        bound
+    };
+    if lw != 0.0 {
+        let own = &wave[p * stride..(p + 1) * stride];
+        let w = _mm512_set1_ps(lw as f32);
+        for (q, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `own` holds 16·V floats.
+            let x = _mm512_mul_ps(unsafe { _mm512_loadu_ps(own.as_ptr().add(16 * q)) }, w);
+            *a = _mm512_add_ps(*a, x);
+        }
+    }
+    bound += lw.abs() as f32 * maxabs[p];
+    (acc, bound)
+}
+
+/// The peak of pixel `p` from its sums `acc`, their maximum `m` (in every lane when no sum
+/// is NaN) and the bound A of `sums`; and whether it needed float64 sums.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn decide<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p: usize,
+    nb: &[u32],
+    acc: &[__m512; V],
+    m: __m512,
+    bound: f32,
+) -> (u32, bool) {
+    let ns = im.n_samples;
+    let stride = 16 * V;
+    let wave = &sc.wave[..];
+    let lw = im.local_weight;
+    // the padding lanes do not count (left out of the compares by the mask)
+    let last = last_mask::<V>(ns);
+    let unit = f32::EPSILON / 2.0; // 2^-24
+    let n_terms = (nb.len() + 3) as f32;
+    let d = 4.0 * n_terms * unit * bound;
+    let t = _mm512_sub_ps(m, _mm512_set1_ps(d));
+    // The screen needs the float32 maximum `best` and `d` finite. A finite t = best − d
+    // implies both (an infinite or NaN operand gives an infinite or NaN difference, d ≥ 0);
+    // the converse can fail only by an overflow of the difference, and then the float64
+    // path gives the answer as well. When some sum is NaN the lanes above may disagree,
+    // but then d is not finite (a NaN sum needs a non-finite term or an overflow, and
+    // either makes the bound +∞ or NaN: the rounded sum of the |maxima| is at least the
+    // rounded |sum| by monotonicity), so t is not finite either. With no NaN, every lane
+    // of `m` is the maximum over the samples.
+    if !_mm512_cvtss_f32(t).is_finite() {
+        return (exact_peak(wave, stride, ns, p, nb, lw) as u32, true);
+    }
+    let mut k = [0 as __mmask16; V];
+    for (q, (a, k)) in acc.iter().zip(&mut k).enumerate() {
+        *k = if q + 1 < V {
+            _mm512_cmp_ps_mask::<_CMP_GE_OQ>(*a, t)
+        } else {
+            _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(last, *a, t)
+        };
+    }
+    // bit s set for the candidate samples s (value ≥ best − d); never 0: t ≤ best
+    let mut bits = match V {
+        1 => u64::from(k[0]),
+        2 => u64::from(_mm512_kunpackw(u32::from(k[1]), u32::from(k[0]))),
+        3 => _mm512_kunpackd(
+            u64::from(k[2]),
+            u64::from(_mm512_kunpackw(u32::from(k[1]), u32::from(k[0]))),
+        ),
+        _ => _mm512_kunpackd(
+            u64::from(_mm512_kunpackw(u32::from(k[3]), u32::from(k[2]))),
+            u64::from(_mm512_kunpackw(u32::from(k[1]), u32::from(k[0]))),
+        ),
+    };
+    if bits & (bits - 1) == 0 {
+        return (bits.trailing_zeros(), false);
+    }
+    // Several candidates: the exact-repeat test of the AVX2 build (every term bitwise equal
+    // at each candidate to its value at the first candidate s0 makes all candidates' float64
+    // sums the same operations on the same values, so numpy's first argmax is s0).
+    let s0 = bits.trailing_zeros() as usize;
+    let mut same: [__mmask16; V] = [0xFFFF; V];
+    let mut same_as_s0 = |row: &[f32]| {
+        let r0 = _mm512_set1_epi32(row[s0].to_bits() as i32);
+        for (q, e) in same.iter_mut().enumerate() {
+            // SAFETY: `row` holds 16·V floats.
+            let x = unsafe { _mm512_loadu_si512(row.as_ptr().add(16 * q).cast()) };
+            *e = _mm512_mask_cmpeq_epi32_mask(*e, x, r0);
+        }
+    };
+    if lw != 0.0 {
+        same_as_s0(&wave[p * stride..(p + 1) * stride]);
+    }
+    for &j in nb {
+        same_as_s0(&wave[j as usize * stride..(j as usize + 1) * stride]);
+    }
+    let mut same_bits = 0u64;
+    for (q, e) in same.iter().enumerate() {
+        same_bits |= u64::from(*e) << (16 * q);
+    }
+    if bits & !same_bits == 0 {
+        return (s0 as u32, false);
+    }
+    // near-ties: the float64 sums of the candidates (value ≥ best − d) in ctapipe's order,
+    // first maximum in sample order
+    let own = &wave[p * stride..p * stride + ns];
+    let mut best64 = f64::NEG_INFINITY;
+    let mut best_s = 0u32;
+    while bits != 0 {
+        let s = bits.trailing_zeros();
+        bits &= bits - 1;
+        let si = s as usize;
+        let mut x = f64::from(own[si]) * lw;
+        for &j in nb {
+            x += f64::from(wave[j as usize * stride + si]);
+        }
+        if x > best64 {
+            best64 = x;
+            best_s = s;
+        }
+    }
+    (best_s, true)
+}
+
+/// ctapipe `extract_around_peak`, the integration correction and the tm_calib shift, as
+/// `calib::calibrate_baseline`, eight pixels at a time in float64 lanes.
+struct Extractor {
+    width: usize,
+    shift: i64,
+    stride: usize,
+    corr: [f64; 2],
+    /// `1 / rate` when that is exact (the sampling rate a power of two: 1 GHz, 0.25 GHz for
+    /// DigiCam's 4 ns samples, ...): `x / rate` and `x · (1 / rate)` are then the correct
+    /// rounding of the same real number, hence equal, and the multiplication spares a
+    /// float64 division (16 cycles per 8 lanes).
+    inv_rate: Option<f64>,
+    /// Some pixel has gain 1 (its time shifts are then read from the second gain's row).
+    two_gains: bool,
+    /// Whether `sixteen` may run: window width ≤ 8, |shift| ≤ 2^20, every selected gain 0 or
+    /// 1 and `n_pixels` time shifts per gain present.
+    simd_ok: bool,
+}
+
+/// Stage-1 indices of the 8 × 8 transpose: samples 0–3 of the four rows held by two
+/// registers of two rows each (the second register's lanes are 16–31).
+const T1_LO: [i32; 16] = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
+/// Stage-1 indices: samples 4–7 of the four rows.
+const T1_HI: [i32; 16] = [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31];
+/// Stage-2 indices: from (samples 0–3 of rows 0–3, the same of rows 4–7), sample 0 of the
+/// eight rows, then sample 1 (and from the samples 4–7 registers: 4, then 5).
+const T2_EVEN: [i32; 16] = [0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29];
+/// Stage-2 indices: sample 2 of the eight rows, then sample 3 (or 6, then 7).
+const T2_ODD: [i32; 16] = [2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31];
+
+/// `1 / x` if it is exact: `x` = ±2^k with `1 / x` = ±2^−k a normal float64 (no mantissa
+/// bits in either).
+fn exact_reciprocal(x: f64) -> Option<f64> {
+    let mantissa = (1u64 << 52) - 1;
+    let inv = 1.0 / x;
+    (x.is_normal()
+        && inv.is_normal()
+        && x.to_bits() & mantissa == 0
+        && inv.to_bits() & mantissa == 0)
+        .then_some(inv)
+}
+
+impl Extractor {
+    fn new(im: &FusedImage, stride: usize) -> Self {
+        let np = im.n_pixels;
+        let max_gain = im.gain.iter().fold(0u8, |m, &g| m.max(g));
+        let two_gains = max_gain == 1;
+        let simd_ok = im.width <= 8
+            && im.shift.unsigned_abs() <= 1 << 20
+            && max_gain <= 1
+            && im.time_shift.len() >= np * (1 + usize::from(two_gains));
+        Self {
+            two_gains,
+            simd_ok,
+            width: im.width,
+            shift: im.shift,
+            stride,
+            inv_rate: exact_reciprocal(im.rate),
+            corr: [
+                im.correction.first().copied().unwrap_or(1.0),
+                im.correction.get(1).copied().unwrap_or(1.0),
+            ],
+        }
+    }
+
+    /// Pixels `p..p + 16` (window width ≤ 8) as two groups of eight float64 lanes, the two
+    /// groups' chains of latencies (window sums, division) interleaved: each lane adds its
+    /// own window in sample order, so every sum is the scalar one; lanes past a window's end
+    /// are zeroed by the masked conversion and add +0.0, which leaves the sums unchanged
+    /// (they start at +0.0 and are never −0.0). Same operations per lane as the AVX2
+    /// build's four-pixel form.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+    fn sixteen(
+        &self,
+        im: &FusedImage,
+        sc: &FusedScratch,
+        p: usize,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) {
+        let np = im.n_pixels;
+        let ns = im.n_samples;
+        let zero = _mm512_setzero_pd();
+        let zero8 = _mm256_setzero_si256();
+        assert!(self.simd_ok && p + 16 <= np && sc.peak.len() >= np && im.gain.len() >= np);
+        assert!(sc.wave.len() >= np * self.stride + 8 && image.len() >= np);
+        assert!(peak_time.len() >= np);
+        // SAFETY: 16 i32 each.
+        let ld = |t: &[i32; 16]| unsafe { _mm512_loadu_si512(t.as_ptr().cast()) };
+        let (t1lo, t1hi, t2e, t2o) = (ld(&T1_LO), ld(&T1_HI), ld(&T2_EVEN), ld(&T2_ODD));
+        let base = sc.wave.as_ptr();
+        let mut pk = [zero8; 2];
+        let mut start = [zero8; 2];
+        let mut count = [zero8; 2];
+        let mut w = [[_mm512_setzero_ps(); 4]; 2];
+        for g in 0..2 {
+            let p = p + 8 * g;
+            // the windows of the eight pixels in int32 lanes, as `calib::extract_around_peak`
+            // (peaks < 64, |shift| ≤ 2^20 and width ≤ 8, checked by `simd_ok`, so nothing
+            // overflows)
+            // SAFETY: p + 8 ≤ np ≤ peak.len() (asserted above).
+            pk[g] = unsafe { _mm256_loadu_si256(sc.peak.as_ptr().add(p).cast()) };
+            let a = _mm256_sub_epi32(pk[g], _mm256_set1_epi32(self.shift as i32));
+            start[g] = _mm256_max_epi32(a, zero8);
+            let ns8 = _mm256_set1_epi32(ns as i32);
+            let end = _mm256_min_epi32(
+                _mm256_max_epi32(
+                    _mm256_add_epi32(a, _mm256_set1_epi32(self.width as i32)),
+                    zero8,
+                ),
+                ns8,
+            );
+            count[g] = _mm256_max_epi32(_mm256_sub_epi32(end, start[g]), zero8);
+            // the 8 floats from each window start, clamped to the trace (the buffer has 8
+            // spare floats after the last row), two rows per register
+            let first = _mm256_min_epi32(start[g], ns8);
+            let mut offs = [0i32; 8];
+            // SAFETY: 8 i32.
+            unsafe { _mm256_storeu_si256(offs.as_mut_ptr().cast(), first) };
+            let row = |l: usize| {
+                // SAFETY: (p + l)·stride + min(start, ns) + 8 ≤ np·stride + 8 ≤ wave.len()
+                // (asserted above; l < 8, offs ≤ ns ≤ stride).
+                unsafe { _mm256_loadu_ps(base.add((p + l) * self.stride + offs[l] as usize)) }
+            };
+            let pair =
+                |l: usize| _mm512_insertf32x8::<1>(_mm512_castps256_ps512(row(l)), row(l + 1));
+            let (z0, z1, z2, z3) = (pair(0), pair(2), pair(4), pair(6));
+            // samples 0–3 / 4–7 of rows 0–3 and of rows 4–7
+            let a0 = _mm512_permutex2var_ps(z0, t1lo, z1);
+            let a1 = _mm512_permutex2var_ps(z0, t1hi, z1);
+            let a2 = _mm512_permutex2var_ps(z2, t1lo, z3);
+            let a3 = _mm512_permutex2var_ps(z2, t1hi, z3);
+            // w[k / 2] holds sample k of the eight pixels (low half) and sample k + 1 (high
+            // half)
+            w[g] = [
+                _mm512_permutex2var_ps(a0, t2e, a2),
+                _mm512_permutex2var_ps(a0, t2o, a2),
+                _mm512_permutex2var_ps(a1, t2e, a3),
+                _mm512_permutex2var_ps(a1, t2o, a3),
+            ];
+        }
+        let startv = [_mm512_cvtepi32_pd(start[0]), _mm512_cvtepi32_pd(start[1])];
+        let (mut sum, mut num, mut den) = ([zero; 2], [zero; 2], [zero; 2]);
+        for k in 0..self.width.min(8) {
+            let kf = _mm512_set1_pd(k as f64);
+            for g in 0..2 {
+                let half = if k % 2 == 0 {
+                    _mm512_castps512_ps256(w[g][k / 2])
+                } else {
+                    _mm512_extractf32x8_ps::<1>(w[g][k / 2])
+                };
+                let inside: __mmask8 =
+                    _mm256_cmpgt_epi32_mask(count[g], _mm256_set1_epi32(k as i32));
+                let v = _mm512_maskz_cvtps_pd(inside, half);
+                sum[g] = _mm512_add_pd(sum[g], v);
+                // max(v, +0) is `if v > 0 { v } else { +0 }` (the second operand for NaN or
+                // ±0)
+                let pos = _mm512_max_pd(v, zero);
+                num[g] = _mm512_add_pd(num[g], _mm512_mul_pd(pos, _mm512_add_pd(startv[g], kf)));
+                den[g] = _mm512_add_pd(den[g], pos);
+            }
+        }
+        let t0 = [
+            _mm512_cvtpd_ps(_mm512_div_pd(num[0], den[0])),
+            _mm512_cvtpd_ps(_mm512_div_pd(num[1], den[1])),
+        ];
+        for g in 0..2 {
+            let p = p + 8 * g;
+            // selected gains (0 or 1, checked by `simd_ok`) as a lane mask
+            let mut g8 = [0u8; 8];
+            g8.copy_from_slice(&im.gain[p..p + 8]);
+            let g8 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u64::from_le_bytes(g8) as i64));
+            let gm: __mmask8 = _mm256_test_epi32_mask(g8, g8);
+            // SAFETY: time_shift holds n_pixels floats per gain present (checked by
+            // `simd_ok`).
+            let ts = unsafe {
+                let t0 = _mm256_loadu_ps(im.time_shift.as_ptr().add(p));
+                if self.two_gains {
+                    let t1 = _mm256_loadu_ps(im.time_shift.as_ptr().add(np + p));
+                    _mm256_mask_blend_ps(gm, t0, t1)
+                } else {
+                    t0
+                }
+            };
+            let pkf = _mm256_cvtepi32_ps(pk[g]);
+            let has: __mmask8 = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(den[g], zero);
+            let t0 = _mm256_mask_blend_ps(has, pkf, t0[g]);
+            let t = _mm512_cvtpd_ps(match self.inv_rate {
+                Some(inv) => _mm512_mul_pd(_mm512_cvtps_pd(t0), _mm512_set1_pd(inv)),
+                None => _mm512_div_pd(_mm512_cvtps_pd(t0), _mm512_set1_pd(im.rate)),
+            });
+            let corr = _mm512_mask_blend_pd(
+                gm,
+                _mm512_set1_pd(self.corr[0]),
+                _mm512_set1_pd(self.corr[1]),
+            );
+            let q = _mm512_cvtps_pd(_mm512_cvtpd_ps(sum[g]));
+            let img = _mm512_cvtpd_ps(_mm512_mul_pd(q, corr));
+            let out_t = _mm256_sub_ps(t, ts);
+            // SAFETY: p + 8 ≤ np ≤ image.len(), peak_time.len() (asserted above).
+            unsafe {
+                _mm256_storeu_ps(image.as_mut_ptr().add(p), img);
+                _mm256_storeu_ps(peak_time.as_mut_ptr().add(p), out_t);
+            }
+        }
+    }
+
+    /// One pixel, scalar.
+    fn one(
+        &self,
+        im: &FusedImage,
+        sc: &FusedScratch,
+        p: usize,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) {
+        let np = im.n_pixels;
+        let w = &sc.wave[p * self.stride..p * self.stride + im.n_samples];
+        let pk = i64::from(sc.peak[p]);
+        let (q, t) = crate::calib::extract_around_peak(w, pk, self.shift, self.width, im.rate);
+        let g = usize::from(im.gain[p]);
+        image[p] = (f64::from(q) * self.corr[g.min(1)]) as f32;
+        peak_time[p] = t - im.time_shift[g * np + p];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// `abs_max` (vrangeps): the larger magnitude with the sign cleared; +inf for an
+    /// infinite operand; NaN for two NaNs, but the other operand for one (quiet) NaN — which
+    /// `r1_row` relies on only through rows where NaN comes with NaN or ±inf in every lane.
+    #[test]
+    fn abs_max_semantics() {
+        if !available() {
+            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+            return;
+        }
+        let cases = [
+            (1.5f32, -2.0f32, 2.0f32),
+            (-3.0, 2.0, 3.0),
+            (-0.0, 0.0, 0.0),
+            (-4.0, 4.0, 4.0),
+            (f32::NAN, f32::NAN, f32::NAN),
+            (f32::NAN, 1.0, 1.0),
+            (1.0, f32::NAN, 1.0),
+            (f32::NEG_INFINITY, 1.0, f32::INFINITY),
+            (1.0, f32::INFINITY, f32::INFINITY),
+            (f32::NAN, f32::NEG_INFINITY, f32::INFINITY),
+            (f32::INFINITY, f32::NAN, f32::INFINITY),
+        ];
+        for (a, b, want) in cases {
+            let (va, vb) = (std::hint::black_box(a), std::hint::black_box(b));
+            // SAFETY: the features checked above.
+            let got = unsafe { _mm512_cvtss_f32(abs_max(_mm512_set1_ps(va), _mm512_set1_ps(vb))) };
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{a} {b}: {got}"
+            );
+        }
+    }
+
+    /// Reciprocals taken as exact only for powers of two with a normal inverse.
+    #[test]
+    fn exact_reciprocals() {
+        for (x, want) in [
+            (1.0, Some(1.0)),
+            (0.25, Some(4.0)),
+            (4.0, Some(0.25)),
+            (-0.5, Some(-2.0)),
+            (0.8, None),
+            (1.25, None),
+            (3.0, None),
+            (0.0, None),
+            (f64::INFINITY, None),
+            (f64::NAN, None),
+            (f64::MAX, None),
+            (f64::MIN_POSITIVE, Some(2f64.powi(1022))),
+            (f64::MIN_POSITIVE / 2.0, None), // subnormal
+            (2f64.powi(1023), None),         // its inverse is subnormal
+        ] {
+            let got = exact_reciprocal(x);
+            assert_eq!(got, want, "{x}");
+        }
+        // every power of two with a normal inverse, against the division
+        for k in -1020..=1020 {
+            let x = 2f64.powi(k);
+            let inv = exact_reciprocal(x).unwrap();
+            for y in [1.0, 3.7, -123.456, 1e-300, 7e300] {
+                assert_eq!((y * inv).to_bits(), (y / x).to_bits(), "{y} / 2^{k}");
+            }
+        }
+    }
+
+    /// The R1 rows and their largest |value| against the scalar R1 and
+    /// `calib::max_abs_and_constant` on random rows: every length 2..=64 (whole and partial
+    /// last vectors, the masked tail load ending exactly at the end of the sample buffer for
+    /// the last pixel), rows spanning the pedestal, constant rows, dc_to_pe 0 and negative,
+    /// non-finite pedestals and dc_to_pe, and `0 · ∞` on some or all samples (a non-finite
+    /// largest value expected).
+    #[test]
+    fn r1_rows_equal_the_scalar_conversion() {
+        if !available() {
+            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        for ns in 2..=MAX_SAMPLES {
+            let np = 40;
+            let samples: Vec<u16> = (0..np * ns)
+                .map(|i| match (i / ns) % 5 {
+                    0 => 300,
+                    1 => rng.random_range(0..3u16) + 299,
+                    2 => rng.random_range(0..65535u16),
+                    _ => rng.random_range(280..320u16),
+                })
+                .collect();
+            let mut pedestal: Vec<f32> = (0..np).map(|_| rng.random_range(290.0..310.0)).collect();
+            let mut dc_to_pe: Vec<f32> = (0..np).map(|_| rng.random_range(0.01..0.2)).collect();
+            dc_to_pe[1] = 0.0;
+            dc_to_pe[2] = -0.3;
+            pedestal[3] = f32::NAN;
+            dc_to_pe[4] = f32::INFINITY;
+            pedestal[5] = f32::NEG_INFINITY;
+            dc_to_pe[6] = 1e36; // overflows for large |ADC − pedestal|
+            // 0 · inf: NaN where the ADC value equals the pedestal, ±inf elsewhere (pixel
+            // 11, values 299–301), NaN everywhere (pixel 10, constant 300)
+            pedestal[10] = 300.0;
+            dc_to_pe[10] = f32::INFINITY;
+            pedestal[11] = 300.0;
+            dc_to_pe[11] = f32::NEG_INFINITY;
+            let gain = vec![0u8; np];
+            let time_shift = vec![0f32; np];
+            let indptr = vec![0u32; np + 1];
+            let im = FusedImage {
+                samples: &samples,
+                n_pixels: np,
+                n_samples: ns,
+                gain: &gain,
+                pedestal: &pedestal,
+                dc_to_pe: &dc_to_pe,
+                time_shift: &time_shift,
+                indptr: &indptr,
+                indices: &[],
+                local_weight: 0.0,
+                width: 7,
+                shift: 3,
+                rate: 1.0,
+                correction: &[1.0],
+            };
+            let stride = 16 * ns.div_ceil(16);
+            let mut sc = FusedScratch {
+                wave: vec![0.0; np * stride + 8],
+                maxabs: vec![0.0; np],
+                peak: vec![0; np],
+            };
+            // one row at a time (round 0), then two interleaved (round 1)
+            for (round, p) in (0..2).flat_map(|r| (0..np).map(move |p| (r, p))) {
+                // SAFETY: the features checked above; the lengths of the contract.
+                unsafe {
+                    if round == 0 {
+                        match ns.div_ceil(16) {
+                            1 => r1_row::<1, 1>(&im, &mut sc, [p]),
+                            2 => r1_row::<2, 1>(&im, &mut sc, [p]),
+                            3 => r1_row::<3, 1>(&im, &mut sc, [p]),
+                            _ => r1_row::<4, 1>(&im, &mut sc, [p]),
+                        }
+                    } else {
+                        let q = (p + 7) % np;
+                        match ns.div_ceil(16) {
+                            1 => r1_row::<1, 2>(&im, &mut sc, [p, q]),
+                            2 => r1_row::<2, 2>(&im, &mut sc, [p, q]),
+                            3 => r1_row::<3, 2>(&im, &mut sc, [p, q]),
+                            _ => r1_row::<4, 2>(&im, &mut sc, [p, q]),
+                        }
+                    }
+                }
+                let r1: Vec<f32> = samples[p * ns..(p + 1) * ns]
+                    .iter()
+                    .map(|&a| (f32::from(a) - pedestal[p]) * dc_to_pe[p])
+                    .collect();
+                let row = &sc.wave[p * stride..p * stride + ns];
+                assert_eq!(
+                    row.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    r1.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "ns {ns} pixel {p} round {round}"
+                );
+                // the largest |R1| when finite; otherwise NaN or +inf (NaN expected)
+                let (m, _) = crate::calib::max_abs_and_constant(&r1);
+                let got = sc.maxabs[p];
+                assert!(
+                    got.to_bits() == m.to_bits() || (!got.is_finite() && m.is_nan()),
+                    "ns {ns} pixel {p} round {round}: {got} vs {m}"
+                );
+            }
+        }
+    }
+}
