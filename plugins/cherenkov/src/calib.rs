@@ -261,9 +261,9 @@ impl CalibKernel {
             Self::Baseline => true,
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => has_avx2(),
-            #[cfg(all(target_arch = "x86_64", caliper_avx512))]
+            #[cfg(target_arch = "x86_64")]
             Self::Avx512 => crate::calib_avx512::available(),
-            // not compiled in (rustc < 1.89, see build.rs) or not x86_64
+            // not x86_64
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -325,7 +325,6 @@ pub fn calibrate_with(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        #[cfg(caliper_avx512)]
         if kernel == CalibKernel::Avx512 && CalibKernel::Avx512.is_available() {
             // SAFETY: the CPU supports AVX2 and AVX-512 F/BW/VL/DQ (checked just above).
             unsafe { calibrate_avx512(te, cal, geom, ro, scratch, out) };
@@ -359,7 +358,6 @@ const BASELINE: u8 = 0;
 /// The AVX2 build.
 const AVX2: u8 = 1;
 /// The AVX-512 build.
-#[cfg(caliper_avx512)]
 const AVX512: u8 = 2;
 
 /// # Safety
@@ -379,7 +377,7 @@ unsafe fn calibrate_avx2(
 
 /// # Safety
 /// The CPU must support AVX2 and AVX-512 F/BW/VL/DQ.
-#[cfg(all(target_arch = "x86_64", caliper_avx512))]
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq")]
 unsafe fn calibrate_avx512(
     te: &TelescopeEvent,
@@ -479,7 +477,6 @@ fn calibrate_impl<const K: u8>(
             rate: ro.sampling_rate_ghz,
             correction: &ro.correction,
         };
-        #[cfg(caliper_avx512)]
         let fused: unsafe fn(
             &crate::calib_avx2::FusedImage,
             &mut crate::calib_avx2::FusedScratch,
@@ -490,8 +487,6 @@ fn calibrate_impl<const K: u8>(
         } else {
             crate::calib_avx2::neighbor_window_sum
         };
-        #[cfg(not(caliper_avx512))]
-        let fused = crate::calib_avx2::neighbor_window_sum;
         // SAFETY: `K` is `AVX2` only in the AVX2 build, called after the run-time check of
         // AVX2, and `AVX512` only in the AVX-512 build, called after the run-time check of
         // AVX2 and AVX-512 F/BW/VL/DQ (and BMI1 and POPCNT, see `calib_avx512::available`).

@@ -5,7 +5,7 @@
 //! IEEE operations in the same order as [`crate::calib::calibrate_baseline`] (the arguments of
 //! `calib_avx2` carry over lane for lane), so the three builds are bit-identical (tested on
 //! both shared files and on random images); chosen at run time when the CPU has AVX-512
-//! F/BW/VL/DQ (and BMI1, POPCNT), compiled with Rust ≥ 1.89 (build.rs).
+//! F/BW/VL/DQ (and BMI1, POPCNT); the intrinsics need Rust ≥ 1.89, the workspace's MSRV.
 //!
 //! The outputs (peak sample, charge, peak time) are computed exactly as in the other builds;
 //! what may differ is only how the float32 screen reaches them (the order of the float32
@@ -30,11 +30,6 @@
 //!   interleaved): the eight windows are transposed with eight two-source permutes, lanes
 //!   past a window's end are zeroed by the masked conversion to float64, and the division
 //!   by the sampling rate is a multiplication when the rate is a power of two (exact).
-
-// The AVX-512 intrinsics are stable since Rust 1.89, later than the workspace's MSRV (1.85):
-// this module is compiled only by compilers that have them (`cfg(caliper_avx512)`, set by
-// build.rs), so the MSRV lint does not apply here.
-#![allow(clippy::incompatible_msrv)]
 
 use std::arch::x86_64::*;
 

@@ -28,7 +28,7 @@
 pub mod calib;
 #[cfg(target_arch = "x86_64")]
 mod calib_avx2;
-#[cfg(all(target_arch = "x86_64", caliper_avx512))]
+#[cfg(target_arch = "x86_64")]
 mod calib_avx512;
 pub mod cleaning;
 pub mod concentration;
