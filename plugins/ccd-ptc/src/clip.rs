@@ -11,7 +11,8 @@
 //!   on integer-valued images (ISR'd flats with a per-row median of an odd number of overscan
 //!   pixels) the bins are one ADU wide, so a bin *is* a value and nothing else is needed; on
 //!   other data (the difference image) one more pass gathers the few values of the bins that
-//!   hold the wanted ranks and a selection among them gives the exact answer. The histogram
+//!   hold the wanted ranks (branch-free with AVX-512 `vcompressps` when the CPU has it, see
+//!   [`avx512`]) and a selection among them gives the exact answer. The histogram
 //!   pass also counts the finite values (one pass less). Any case the histogram cannot answer
 //!   (tiny input, degenerate sample, rank in an under/overflow bin, gathered count not equal to
 //!   the bin count) falls back to the older exact method ([`order_stats`]);
