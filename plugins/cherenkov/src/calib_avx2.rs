@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 /// Longest waveform [samples] the fused path takes (8 vectors of 8 floats).
 pub(crate) const MAX_SAMPLES: usize = 64;
 
-/// Reusable buffers of [`neighbor_window_sum`].
+/// Reusable buffers of [`neighbor_window_sum`] (and of the AVX-512 build's).
 #[derive(Debug, Default)]
 pub(crate) struct FusedScratch {
     /// R1 rows, `8·V` floats per pixel (the lanes after `n_samples` hold conversions of the
@@ -32,6 +32,34 @@ pub(crate) struct FusedScratch {
     pub(crate) maxabs: Vec<f32>,
     /// Peak sample per pixel.
     pub(crate) peak: Vec<u32>,
+}
+
+impl FusedScratch {
+    /// The checks both kernels make on entry (`2 ≤ n_samples ≤ 64`, consistent lengths,
+    /// every neighbour index a pixel, so the peak search reads its rows unchecked; a panic is
+    /// the only failure) and the buffers sized for rows of `stride` floats: every row is
+    /// written before it is read, with 8 spare floats after the last row for the window
+    /// loads of the extraction.
+    pub(crate) fn prepare(
+        &mut self,
+        im: &FusedImage,
+        stride: usize,
+        image: &[f32],
+        peak_time: &[f32],
+    ) {
+        let np = im.n_pixels;
+        let ns = im.n_samples;
+        assert!((2..=MAX_SAMPLES).contains(&ns));
+        assert!(im.samples.len() >= np * ns && im.gain.len() == np);
+        assert!(image.len() == np && peak_time.len() == np && im.indptr.len() == np + 1);
+        let max_index = im.indices.iter().fold(0u32, |m, &j| m.max(j));
+        assert!(im.indices.is_empty() || (max_index as usize) < np);
+        if self.wave.len() < np * stride + 8 {
+            self.wave.resize(np * stride + 8, 0.0);
+        }
+        self.maxabs.resize(np, 0.0);
+        self.peak.resize(np, 0);
+    }
 }
 
 /// One image's inputs of [`neighbor_window_sum`].
@@ -77,23 +105,8 @@ pub(crate) fn neighbor_window_sum(
     image: &mut [f32],
     peak_time: &mut [f32],
 ) -> usize {
-    let np = im.n_pixels;
-    let ns = im.n_samples;
-    assert!((2..=MAX_SAMPLES).contains(&ns));
-    assert!(im.samples.len() >= np * ns && im.gain.len() == np);
-    assert!(image.len() == np && peak_time.len() == np && im.indptr.len() == np + 1);
-    // every neighbour index is a pixel: the peak search then reads its rows unchecked
-    let max_index = im.indices.iter().fold(0u32, |m, &j| m.max(j));
-    assert!(im.indices.is_empty() || (max_index as usize) < np);
-    let v = ns.div_ceil(8);
-    let stride = 8 * v;
-    // every row is written before it is read; 8 spare floats after the last row for the
-    // window loads of the extraction
-    if sc.wave.len() < np * stride + 8 {
-        sc.wave.resize(np * stride + 8, 0.0);
-    }
-    sc.maxabs.resize(np, 0.0);
-    sc.peak.resize(np, 0);
+    let v = im.n_samples.div_ceil(8);
+    sc.prepare(im, 8 * v, image, peak_time);
     match v {
         1 => passes::<1>(im, sc, image, peak_time),
         2 => passes::<2>(im, sc, image, peak_time),
@@ -119,7 +132,7 @@ fn passes<const V: usize>(
     let np = im.n_pixels;
     r1_rows::<V>(im, sc);
     let fallbacks = peaks::<V>(im, sc);
-    let ex = Extractor::new(im);
+    let ex = Extractor::new(im, 8 * V);
     let done = if ex.simd_ok { np / 4 * 4 } else { 0 };
     for p in (0..done).step_by(4) {
         ex.four(im, sc, p, image, peak_time);
@@ -466,20 +479,24 @@ pub(crate) fn exact_peak(
 /// ctapipe `extract_around_peak` (float64 sums, time as the positive-weighted mean index,
 /// float32 stores before and after the division by the sampling rate), the integration
 /// correction and the tm_calib shift, as `calib::calibrate_baseline`.
-struct Extractor {
-    width: usize,
-    shift: i64,
-    stride: usize,
-    corr: [f64; 2],
+/// Shared with the AVX-512 build (its `Extractor` wraps this one).
+pub(crate) struct Extractor {
+    pub(crate) width: usize,
+    pub(crate) shift: i64,
+    /// Floats per R1 row.
+    pub(crate) stride: usize,
+    pub(crate) corr: [f64; 2],
     /// Some pixel has gain 1 (its time shifts are then read from the second gain's row).
-    two_gains: bool,
-    /// Whether `four` may run: window width ≤ 8, |shift| ≤ 2^20, every selected gain 0 or
-    /// 1 and `n_pixels` time shifts per gain present.
-    simd_ok: bool,
+    pub(crate) two_gains: bool,
+    /// Whether the vector forms (`four`, the AVX-512 `sixteen`) may run: window width ≤ 8,
+    /// |shift| ≤ 2^20, every selected gain 0 or 1 and `n_pixels` time shifts per gain
+    /// present.
+    pub(crate) simd_ok: bool,
 }
 
 impl Extractor {
-    fn new(im: &FusedImage) -> Self {
+    /// The set-up for rows of `stride` floats.
+    pub(crate) fn new(im: &FusedImage, stride: usize) -> Self {
         let np = im.n_pixels;
         let max_gain = im.gain.iter().fold(0u8, |m, &g| m.max(g));
         let two_gains = max_gain == 1;
@@ -492,7 +509,7 @@ impl Extractor {
             simd_ok,
             width: im.width,
             shift: im.shift,
-            stride: 8 * im.n_samples.div_ceil(8),
+            stride,
             corr: [
                 im.correction.first().copied().unwrap_or(1.0),
                 im.correction.get(1).copied().unwrap_or(1.0),
@@ -628,7 +645,7 @@ impl Extractor {
     }
 
     /// One pixel, scalar.
-    fn one(
+    pub(crate) fn one(
         &self,
         im: &FusedImage,
         sc: &FusedScratch,

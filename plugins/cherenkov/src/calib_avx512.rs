@@ -33,7 +33,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::calib_avx2::{FusedImage, FusedScratch, MAX_SAMPLES, exact_peak};
+use crate::calib_avx2::{FusedImage, FusedScratch, exact_peak};
 
 /// Whether the CPU has what this build needs (AVX2, AVX-512 F, BW, VL, DQ, BMI1 and POPCNT;
 /// cached by std).
@@ -59,22 +59,8 @@ pub(crate) fn neighbor_window_sum(
     image: &mut [f32],
     peak_time: &mut [f32],
 ) -> usize {
-    let np = im.n_pixels;
-    let ns = im.n_samples;
-    assert!((2..=MAX_SAMPLES).contains(&ns));
-    assert!(im.samples.len() >= np * ns && im.gain.len() == np);
-    assert!(image.len() == np && peak_time.len() == np && im.indptr.len() == np + 1);
-    // every neighbour index is a pixel: the peak search then reads its rows unchecked
-    let max_index = im.indices.iter().fold(0u32, |m, &j| m.max(j));
-    assert!(im.indices.is_empty() || (max_index as usize) < np);
-    let v = ns.div_ceil(16);
-    let stride = 16 * v;
-    // 8 spare floats after the last row for the window loads of the extraction
-    if sc.wave.len() < np * stride + 8 {
-        sc.wave.resize(np * stride + 8, 0.0);
-    }
-    sc.maxabs.resize(np, 0.0);
-    sc.peak.resize(np, 0);
+    let v = im.n_samples.div_ceil(16);
+    sc.prepare(im, 16 * v, image, peak_time);
     match v {
         1 => passes::<1>(im, sc, image, peak_time),
         2 => passes::<2>(im, sc, image, peak_time),
@@ -97,12 +83,12 @@ fn passes<const V: usize>(
     r1_rows::<V>(im, sc);
     let fallbacks = peaks::<V>(im, sc);
     let ex = Extractor::new(im, 16 * V);
-    let done = if ex.simd_ok { np / 16 * 16 } else { 0 };
+    let done = if ex.base.simd_ok { np / 16 * 16 } else { 0 };
     for p in (0..done).step_by(16) {
         ex.sixteen(im, sc, p, image, peak_time);
     }
     for p in done..np {
-        ex.one(im, sc, p, image, peak_time);
+        ex.base.one(im, sc, p, image, peak_time);
     }
     fallbacks
 }
@@ -553,20 +539,14 @@ fn decide<const V: usize>(
 /// ctapipe `extract_around_peak`, the integration correction and the tm_calib shift, as
 /// `calib::calibrate_baseline`, eight pixels at a time in float64 lanes.
 struct Extractor {
-    width: usize,
-    shift: i64,
-    stride: usize,
-    corr: [f64; 2],
+    /// The AVX2 build's set-up (window, stride, corrections, `simd_ok`) and its scalar
+    /// one-pixel form.
+    base: crate::calib_avx2::Extractor,
     /// `1 / rate` when that is exact (the sampling rate a power of two: 1 GHz, 0.25 GHz for
     /// DigiCam's 4 ns samples, ...): `x / rate` and `x · (1 / rate)` are then the correct
     /// rounding of the same real number, hence equal, and the multiplication spares a
     /// float64 division (16 cycles per 8 lanes).
     inv_rate: Option<f64>,
-    /// Some pixel has gain 1 (its time shifts are then read from the second gain's row).
-    two_gains: bool,
-    /// Whether `sixteen` may run: window width ≤ 8, |shift| ≤ 2^20, every selected gain 0 or
-    /// 1 and `n_pixels` time shifts per gain present.
-    simd_ok: bool,
 }
 
 /// Stage-1 indices of the 8 × 8 transpose: samples 0–3 of the four rows held by two
@@ -594,24 +574,9 @@ fn exact_reciprocal(x: f64) -> Option<f64> {
 
 impl Extractor {
     fn new(im: &FusedImage, stride: usize) -> Self {
-        let np = im.n_pixels;
-        let max_gain = im.gain.iter().fold(0u8, |m, &g| m.max(g));
-        let two_gains = max_gain == 1;
-        let simd_ok = im.width <= 8
-            && im.shift.unsigned_abs() <= 1 << 20
-            && max_gain <= 1
-            && im.time_shift.len() >= np * (1 + usize::from(two_gains));
         Self {
-            two_gains,
-            simd_ok,
-            width: im.width,
-            shift: im.shift,
-            stride,
+            base: crate::calib_avx2::Extractor::new(im, stride),
             inv_rate: exact_reciprocal(im.rate),
-            corr: [
-                im.correction.first().copied().unwrap_or(1.0),
-                im.correction.get(1).copied().unwrap_or(1.0),
-            ],
         }
     }
 
@@ -635,8 +600,8 @@ impl Extractor {
         let ns = im.n_samples;
         let zero = _mm512_setzero_pd();
         let zero8 = _mm256_setzero_si256();
-        assert!(self.simd_ok && p + 16 <= np && sc.peak.len() >= np && im.gain.len() >= np);
-        assert!(sc.wave.len() >= np * self.stride + 8 && image.len() >= np);
+        assert!(self.base.simd_ok && p + 16 <= np && sc.peak.len() >= np && im.gain.len() >= np);
+        assert!(sc.wave.len() >= np * self.base.stride + 8 && image.len() >= np);
         assert!(peak_time.len() >= np);
         // SAFETY: 16 i32 each.
         let ld = |t: &[i32; 16]| unsafe { _mm512_loadu_si512(t.as_ptr().cast()) };
@@ -653,12 +618,12 @@ impl Extractor {
             // overflows)
             // SAFETY: p + 8 ≤ np ≤ peak.len() (asserted above).
             pk[g] = unsafe { _mm256_loadu_si256(sc.peak.as_ptr().add(p).cast()) };
-            let a = _mm256_sub_epi32(pk[g], _mm256_set1_epi32(self.shift as i32));
+            let a = _mm256_sub_epi32(pk[g], _mm256_set1_epi32(self.base.shift as i32));
             start[g] = _mm256_max_epi32(a, zero8);
             let ns8 = _mm256_set1_epi32(ns as i32);
             let end = _mm256_min_epi32(
                 _mm256_max_epi32(
-                    _mm256_add_epi32(a, _mm256_set1_epi32(self.width as i32)),
+                    _mm256_add_epi32(a, _mm256_set1_epi32(self.base.width as i32)),
                     zero8,
                 ),
                 ns8,
@@ -673,7 +638,7 @@ impl Extractor {
             let row = |l: usize| {
                 // SAFETY: (p + l)·stride + min(start, ns) + 8 ≤ np·stride + 8 ≤ wave.len()
                 // (asserted above; l < 8, offs ≤ ns ≤ stride).
-                unsafe { _mm256_loadu_ps(base.add((p + l) * self.stride + offs[l] as usize)) }
+                unsafe { _mm256_loadu_ps(base.add((p + l) * self.base.stride + offs[l] as usize)) }
             };
             let pair =
                 |l: usize| _mm512_insertf32x8::<1>(_mm512_castps256_ps512(row(l)), row(l + 1));
@@ -694,7 +659,7 @@ impl Extractor {
         }
         let startv = [_mm512_cvtepi32_pd(start[0]), _mm512_cvtepi32_pd(start[1])];
         let (mut sum, mut num, mut den) = ([zero; 2], [zero; 2], [zero; 2]);
-        for k in 0..self.width.min(8) {
+        for k in 0..self.base.width.min(8) {
             let kf = _mm512_set1_pd(k as f64);
             for g in 0..2 {
                 let half = if k % 2 == 0 {
@@ -728,7 +693,7 @@ impl Extractor {
             // `simd_ok`).
             let ts = unsafe {
                 let t0 = _mm256_loadu_ps(im.time_shift.as_ptr().add(p));
-                if self.two_gains {
+                if self.base.two_gains {
                     let t1 = _mm256_loadu_ps(im.time_shift.as_ptr().add(np + p));
                     _mm256_mask_blend_ps(gm, t0, t1)
                 } else {
@@ -744,8 +709,8 @@ impl Extractor {
             });
             let corr = _mm512_mask_blend_pd(
                 gm,
-                _mm512_set1_pd(self.corr[0]),
-                _mm512_set1_pd(self.corr[1]),
+                _mm512_set1_pd(self.base.corr[0]),
+                _mm512_set1_pd(self.base.corr[1]),
             );
             let q = _mm512_cvtps_pd(_mm512_cvtpd_ps(sum[g]));
             let img = _mm512_cvtpd_ps(_mm512_mul_pd(q, corr));
@@ -756,24 +721,6 @@ impl Extractor {
                 _mm256_storeu_ps(peak_time.as_mut_ptr().add(p), out_t);
             }
         }
-    }
-
-    /// One pixel, scalar.
-    fn one(
-        &self,
-        im: &FusedImage,
-        sc: &FusedScratch,
-        p: usize,
-        image: &mut [f32],
-        peak_time: &mut [f32],
-    ) {
-        let np = im.n_pixels;
-        let w = &sc.wave[p * self.stride..p * self.stride + im.n_samples];
-        let pk = i64::from(sc.peak[p]);
-        let (q, t) = crate::calib::extract_around_peak(w, pk, self.shift, self.width, im.rate);
-        let g = usize::from(im.gain[p]);
-        image[p] = (f64::from(q) * self.corr[g.min(1)]) as f32;
-        peak_time[p] = t - im.time_shift[g * np + p];
     }
 }
 
@@ -860,7 +807,7 @@ mod tests {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
-        for ns in 2..=MAX_SAMPLES {
+        for ns in 2..=crate::calib_avx2::MAX_SAMPLES {
             let np = 40;
             let samples: Vec<u16> = (0..np * ns)
                 .map(|i| match (i / ns) % 5 {
