@@ -664,22 +664,26 @@ impl Extractor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    /// The R1 rows and their largest |value| against the scalar R1 and
-    /// `calib::max_abs_and_constant` on random rows: every length 2..=64, rows spanning the
-    /// pedestal, constant rows, dc_to_pe 0 and negative, and non-finite pedestals and
-    /// dc_to_pe (NaN largest value expected).
-    #[test]
-    fn r1_rows_equal_the_scalar_conversion() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
-            eprintln!("no AVX2: the fused kernel is not used on this CPU");
-            return;
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        for ns in 2..=MAX_SAMPLES {
+    /// The random rows of the R1 tests of both kernels (40 pixels of `ns` samples): rows
+    /// spanning the pedestal, constant rows, dc_to_pe 0 and negative, non-finite pedestals
+    /// and dc_to_pe, and an overflowing product.
+    pub(crate) struct R1Case {
+        pub(crate) ns: usize,
+        pub(crate) np: usize,
+        pub(crate) samples: Vec<u16>,
+        pub(crate) pedestal: Vec<f32>,
+        pub(crate) dc_to_pe: Vec<f32>,
+        gain: Vec<u8>,
+        time_shift: Vec<f32>,
+        indptr: Vec<u32>,
+    }
+
+    impl R1Case {
+        pub(crate) fn new(rng: &mut impl Rng, ns: usize) -> Self {
             let np = 40;
             let samples: Vec<u16> = (0..np * ns)
                 .map(|i| match (i / ns) % 5 {
@@ -697,31 +701,73 @@ mod tests {
             dc_to_pe[4] = f32::INFINITY;
             pedestal[5] = f32::NEG_INFINITY;
             dc_to_pe[6] = 1e36; // overflows for large |ADC − pedestal|
-            let gain = vec![0u8; np];
-            let time_shift = vec![0f32; np];
-            let indptr = vec![0u32; np + 1];
-            let im = FusedImage {
-                samples: &samples,
-                n_pixels: np,
-                n_samples: ns,
-                gain: &gain,
-                pedestal: &pedestal,
-                dc_to_pe: &dc_to_pe,
-                time_shift: &time_shift,
-                indptr: &indptr,
+            Self {
+                ns,
+                np,
+                samples,
+                pedestal,
+                dc_to_pe,
+                gain: vec![0u8; np],
+                time_shift: vec![0f32; np],
+                indptr: vec![0u32; np + 1],
+            }
+        }
+
+        /// The kernels' input (no neighbours).
+        pub(crate) fn image(&self) -> FusedImage<'_> {
+            FusedImage {
+                samples: &self.samples,
+                n_pixels: self.np,
+                n_samples: self.ns,
+                gain: &self.gain,
+                pedestal: &self.pedestal,
+                dc_to_pe: &self.dc_to_pe,
+                time_shift: &self.time_shift,
+                indptr: &self.indptr,
                 indices: &[],
                 local_weight: 0.0,
                 width: 7,
                 shift: 3,
                 rate: 1.0,
                 correction: &[1.0],
-            };
+            }
+        }
+
+        /// Scratch for rows of `stride` floats.
+        pub(crate) fn scratch(&self, stride: usize) -> FusedScratch {
+            FusedScratch {
+                wave: vec![0.0; self.np * stride + 8],
+                maxabs: vec![0.0; self.np],
+                peak: vec![0; self.np],
+            }
+        }
+
+        /// The scalar R1 of pixel `p`.
+        pub(crate) fn r1(&self, p: usize) -> Vec<f32> {
+            let ns = self.ns;
+            self.samples[p * ns..(p + 1) * ns]
+                .iter()
+                .map(|&a| (f32::from(a) - self.pedestal[p]) * self.dc_to_pe[p])
+                .collect()
+        }
+    }
+
+    /// The R1 rows and their largest |value| against the scalar R1 and
+    /// `calib::max_abs_and_constant` on random rows: every length 2..=64, rows spanning the
+    /// pedestal, constant rows, dc_to_pe 0 and negative, and non-finite pedestals and
+    /// dc_to_pe (NaN largest value expected).
+    #[test]
+    fn r1_rows_equal_the_scalar_conversion() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("no AVX2: the fused kernel is not used on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for ns in 2..=MAX_SAMPLES {
+            let case = R1Case::new(&mut rng, ns);
+            let (np, im) = (case.np, case.image());
             let stride = 8 * ns.div_ceil(8);
-            let mut sc = FusedScratch {
-                wave: vec![0.0; np * stride + 8],
-                maxabs: vec![0.0; np],
-                peak: vec![0; np],
-            };
+            let mut sc = case.scratch(stride);
             let mut tmp = [0u16; MAX_SAMPLES];
             for p in 0..np {
                 // SAFETY: AVX2 checked above.
@@ -737,10 +783,7 @@ mod tests {
                         _ => r1_row::<8>(&im, &mut sc, p, &mut tmp),
                     }
                 }
-                let r1: Vec<f32> = samples[p * ns..(p + 1) * ns]
-                    .iter()
-                    .map(|&a| (f32::from(a) - pedestal[p]) * dc_to_pe[p])
-                    .collect();
+                let r1 = case.r1(p);
                 let row = &sc.wave[p * stride..p * stride + ns];
                 assert_eq!(
                     row.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),

@@ -727,7 +727,7 @@ impl Extractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     /// `abs_max` (vrangeps): the larger magnitude with the sign cleared; +inf for an
     /// infinite operand; NaN for two NaNs, but the other operand for one (quiet) NaN — which
@@ -808,54 +808,16 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
         for ns in 2..=crate::calib_avx2::MAX_SAMPLES {
-            let np = 40;
-            let samples: Vec<u16> = (0..np * ns)
-                .map(|i| match (i / ns) % 5 {
-                    0 => 300,
-                    1 => rng.random_range(0..3u16) + 299,
-                    2 => rng.random_range(0..65535u16),
-                    _ => rng.random_range(280..320u16),
-                })
-                .collect();
-            let mut pedestal: Vec<f32> = (0..np).map(|_| rng.random_range(290.0..310.0)).collect();
-            let mut dc_to_pe: Vec<f32> = (0..np).map(|_| rng.random_range(0.01..0.2)).collect();
-            dc_to_pe[1] = 0.0;
-            dc_to_pe[2] = -0.3;
-            pedestal[3] = f32::NAN;
-            dc_to_pe[4] = f32::INFINITY;
-            pedestal[5] = f32::NEG_INFINITY;
-            dc_to_pe[6] = 1e36; // overflows for large |ADC − pedestal|
+            let mut case = crate::calib_avx2::tests::R1Case::new(&mut rng, ns);
             // 0 · inf: NaN where the ADC value equals the pedestal, ±inf elsewhere (pixel
             // 11, values 299–301), NaN everywhere (pixel 10, constant 300)
-            pedestal[10] = 300.0;
-            dc_to_pe[10] = f32::INFINITY;
-            pedestal[11] = 300.0;
-            dc_to_pe[11] = f32::NEG_INFINITY;
-            let gain = vec![0u8; np];
-            let time_shift = vec![0f32; np];
-            let indptr = vec![0u32; np + 1];
-            let im = FusedImage {
-                samples: &samples,
-                n_pixels: np,
-                n_samples: ns,
-                gain: &gain,
-                pedestal: &pedestal,
-                dc_to_pe: &dc_to_pe,
-                time_shift: &time_shift,
-                indptr: &indptr,
-                indices: &[],
-                local_weight: 0.0,
-                width: 7,
-                shift: 3,
-                rate: 1.0,
-                correction: &[1.0],
-            };
+            case.pedestal[10] = 300.0;
+            case.dc_to_pe[10] = f32::INFINITY;
+            case.pedestal[11] = 300.0;
+            case.dc_to_pe[11] = f32::NEG_INFINITY;
+            let (np, im) = (case.np, case.image());
             let stride = 16 * ns.div_ceil(16);
-            let mut sc = FusedScratch {
-                wave: vec![0.0; np * stride + 8],
-                maxabs: vec![0.0; np],
-                peak: vec![0; np],
-            };
+            let mut sc = case.scratch(stride);
             // one row at a time (round 0), then two interleaved (round 1)
             for (round, p) in (0..2).flat_map(|r| (0..np).map(move |p| (r, p))) {
                 // SAFETY: the features checked above; the lengths of the contract.
@@ -877,10 +839,7 @@ mod tests {
                         }
                     }
                 }
-                let r1: Vec<f32> = samples[p * ns..(p + 1) * ns]
-                    .iter()
-                    .map(|&a| (f32::from(a) - pedestal[p]) * dc_to_pe[p])
-                    .collect();
+                let r1 = case.r1(p);
                 let row = &sc.wave[p * stride..p * stride + ns];
                 assert_eq!(
                     row.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
