@@ -228,11 +228,15 @@ impl Scan {
     }
 }
 
-/// Count finite values, NaN/-inf, and check integrality (`(x + M) - M == x` with
-/// M = 1.5 x 2^23 rounds to the nearest integer for |x| < 2^22), in 8 lanes so it vectorises.
+/// 1.5 x 2^23: for |x| < 2^22 the f32 sum `x + M` lies in [2^23, 2^24), where the ulp is 1,
+/// so `(x + M) - M` is x rounded to the nearest integer (the integrality test of [`Scan`]).
+const M: f32 = 12_582_912.0;
+/// 2^22: the magnitude below which that rounding is exact and a value counts as an integer.
+const BIG: f32 = 4_194_304.0;
+
+/// Count finite values, NaN/-inf, and check integrality (`(x + M) - M == x`, see [`M`]), in
+/// 8 lanes so it vectorises.
 fn scan_scalar(data: &[f32]) -> Scan {
-    const M: f32 = 12_582_912.0;
-    const BIG: f32 = 4_194_304.0;
     let mut fin = [0u32; 8];
     let mut bad = [0u32; 8];
     let mut notint = [0u32; 8];
@@ -433,7 +437,7 @@ fn groups_matching_ids_scalar(idx: &[u16], targets: &[u16], f: &mut impl FnMut(u
 /// then added into the f64 totals in block order, as before.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Binning, NB, Scan};
+    use super::{BIG, Binning, M, NB, Scan};
     use std::arch::x86_64::*;
 
     /// [`super::Binning::bin`] on 8 lanes (the operations of the SSE2 `BinLanes::index`).
@@ -498,8 +502,6 @@ mod avx2 {
         block: &[f32],
         idx: &mut [u16],
     ) -> Scan {
-        const M: f32 = 12_582_912.0;
-        const BIG: f32 = 4_194_304.0;
         let n = block.len().min(idx.len());
         let full = n / 16 * 16;
         let mut fin_a = [0u32; 8];
@@ -844,13 +846,11 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
-    use super::{Binning, NB, Scan};
+    use super::{BIG, Binning, M, NB, Scan};
     use std::arch::x86_64::*;
 
     /// See [`super::scan_scalar`].
     pub(super) fn scan(data: &[f32]) -> Scan {
-        const M: f32 = 12_582_912.0;
-        const BIG: f32 = 4_194_304.0;
         let chunks = data.chunks_exact(4);
         let rem = chunks.remainder();
         let (mut n_finite, mut n_low_bad, mut not_int) = (0usize, 0usize, 0u32);
@@ -1041,8 +1041,6 @@ mod sse2 {
         block: &[f32],
         idx: &mut [u16],
     ) -> Scan {
-        const M: f32 = 12_582_912.0;
-        const BIG: f32 = 4_194_304.0;
         let n = block.len().min(idx.len());
         let full = n / 8 * 8;
         let mut fin_a = [0u32; 4];
