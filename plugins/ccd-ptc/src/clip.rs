@@ -22,7 +22,12 @@
 //!   and with AVX2 when the CPU has it ([`avx2`], detected at run time: the same lanes, one
 //!   ymm register, two blocks interleaved; also the binning and the gather's target lookup);
 //!   on integer images with unit bins the passes run over the histogram instead (same f32
-//!   window test, exact f64 sums).
+//!   window test, exact f64 sums);
+//! - the iterations stop once they have converged: when the histogram shows no value between
+//!   the last window's edges and the next one's ([`same_kept_set`]), every later pass would
+//!   keep the same values, so its mean and variance are the last pass's (a pass would only
+//!   recompute them about another centre, equal to the f32 lane rounding, ~1e-8 relative).
+//!   On the difference image this usually saves two of the three passes.
 //!
 //! The tests check the quartiles exactly and the clipped mean/variance within stated
 //! tolerances against core on random and adversarial data, and every SSE2 and AVX2 loop bit
@@ -1545,6 +1550,36 @@ fn hist_pass(hist: &[u32], info: &HistInfo, c: f64, h: f64) -> Option<(f64, f64,
     Some((s, s2, k, c64))
 }
 
+/// Whether the windows `|v - c| <= h` of two clipping passes (`(c, h)` each, tested in f32
+/// as [`pass`] does) provably keep the same values of the data that `hist` (with `binning`)
+/// counts: every bin that a value between the two lower edges, or between the two upper
+/// edges, could fall in (widened by far more than the f32 rounding of the test; the bin is
+/// monotone in the value) is empty. `false` when in doubt (non-finite edges, a region
+/// reaching the under- or overflow bin with values in it).
+fn same_kept_set(
+    hist: &[u32],
+    binning: &Binning,
+    (c0, h0): (f64, f64),
+    (c1, h1): (f64, f64),
+) -> bool {
+    let edges = |c: f64, h: f64| {
+        let (cf, hf) = (c as f32 as f64, h as f32 as f64);
+        (cf - hf, cf + hf)
+    };
+    let (a0, b0) = edges(c0, h0);
+    let (a1, b1) = edges(c1, h1);
+    if ![a0, b0, a1, b1].iter().all(|v| v.is_finite()) {
+        return false;
+    }
+    let eps = (c0.abs() + c1.abs() + h0.abs() + h1.abs()) * (2f64).powi(-18) + 1e-30;
+    let empty = |x: f64, y: f64| {
+        let (lo, hi) = (x.min(y) - eps, x.max(y) + eps);
+        let (b_lo, b_hi) = (binning.bin(lo as f32), binning.bin(hi as f32));
+        b_lo <= b_hi && hist[b_lo..=b_hi].iter().all(|&n| n == 0)
+    };
+    empty(a0, a1) && empty(b0, b1)
+}
+
 fn lerp(a: f64, b: f64, t: f64) -> f64 {
     let d = b - a;
     if t >= 0.5 {
@@ -1714,8 +1749,19 @@ fn clipped_from_hist(
             if kept < 2 {
                 return Err(RobustError::TooFewKept { kept, needed: 2 });
             }
+            let (c0, h0) = (centre, half);
             centre = mean;
             half = params.n_sigma * variance.max(0.0).sqrt();
+            // Converged: the histogram shows no value between the previous window's edges
+            // and the new ones, so this pass (and every later one) keeps the same values and
+            // its mean and variance are those of the previous pass; a data pass would only
+            // recompute them about another centre (equal up to the last bits).
+            if let Some(info) = &hist_info
+                && !info.binning.unit
+                && same_kept_set(&sc.fhist[..NB + 2], &info.binning, (c0, h0), (centre, half))
+            {
+                break;
+            }
         }
         // Unit-mode histogram (integer data): the pass over the bins gives the same kept set
         // (same f32 window test) with exact f64 sums.
@@ -2270,6 +2316,73 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// The convergence stop: on D-like float data (Gaussian, no values near the 5.5 sigma
+    /// edges) the second pass keeps the same values, so three iterations give exactly the
+    /// result of one (the stop fired) and match core's three full iterations; with values
+    /// planted between the first and second windows' edges it must not fire (core's kept
+    /// count exactly). `same_kept_set` itself on hand-made windows.
+    #[test]
+    fn converged_passes_stop_with_the_same_result() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(77);
+        let nrm = Normal::new(0.0f64, 9.0).unwrap();
+        let v: Vec<f32> = (0..400_000)
+            .map(|_| nrm.sample(&mut rng) as f32)
+            .filter(|x| x.abs() < 40.0)
+            .collect();
+        let p3 = AfwClipParams::cp_pipe_ptc();
+        let p1 = AfwClipParams { n_iter: 1, ..p3 };
+        let mut sc = ClipScratch::default();
+        let a = afw_clipped_stats_f32(&v, &p3, &mut sc).unwrap();
+        let b = afw_clipped_stats_f32(&v, &p1, &mut sc).unwrap();
+        assert_eq!(
+            (a.mean.to_bits(), a.variance.to_bits(), a.n_kept),
+            (b.mean.to_bits(), b.variance.to_bits(), b.n_kept)
+        );
+        assert_eq!(a.n_kept, v.len());
+        check_against_core(std::slice::from_ref(&v));
+        // Values between the first window (median +- 5.5 x 0.7413 IQR) and the second
+        // (mean +- 5.5 sigma, wider here: the tails are heavier than Gaussian).
+        let mut w = v.clone();
+        let f64s: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+        let first = caliper_core::robust::afw_clipped_stats(&f64s, &p1, &mut Vec::new()).unwrap();
+        let h1 = p3.n_sigma * IQR_TO_SIGMA * first.iqr;
+        for k in 0..2000 {
+            w[k * 97] = (first.median + h1 * (1.0 + 0.05 * (k % 7) as f64 / 7.0)) as f32;
+        }
+        let wf: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+        let core = caliper_core::robust::afw_clipped_stats(&wf, &p3, &mut Vec::new()).unwrap();
+        let c = afw_clipped_stats_f32(&w, &p3, &mut sc).unwrap();
+        assert_eq!(c.n_kept, core.n_kept);
+        let once = afw_clipped_stats_f32(&w, &p1, &mut sc).unwrap();
+        assert_ne!(
+            c.n_kept, once.n_kept,
+            "the planted values change the kept set"
+        );
+        // Hand-made: float bins over [0, 100).
+        let b = Binning {
+            lo: 0.0,
+            scale: (NB as f64 / 100.0) as f32,
+            unit: false,
+        };
+        let mut hist = vec![0u32; NB + 2];
+        hist[b.bin(50.0)] = 10;
+        assert!(same_kept_set(&hist, &b, (50.0, 10.0), (50.0, 10.5)));
+        assert!(same_kept_set(&hist, &b, (50.0, 10.0), (50.0, 10.0)));
+        hist[b.bin(60.2)] = 1;
+        assert!(!same_kept_set(&hist, &b, (50.0, 10.0), (50.0, 10.5)));
+        assert!(!same_kept_set(&hist, &b, (50.0, 10.0), (50.3, 10.0)));
+        // A value right at an edge counts.
+        hist[b.bin(60.2)] = 0;
+        hist[b.bin(60.0)] = 1;
+        assert!(!same_kept_set(&hist, &b, (50.0, 10.0), (50.0, 10.0)));
+        assert!(!same_kept_set(
+            &hist,
+            &b,
+            (50.0, f64::INFINITY),
+            (50.0, 10.0)
+        ));
     }
 
     /// Against core's reference implementation on Gaussian data with outliers, a constant
