@@ -1337,8 +1337,12 @@ fn fill_hist(data: &[f32], binning: &Binning, sc: &mut ClipScratch) -> Scan {
         n_low_bad: 0,
         all_int: true,
     };
+    // Unit bins (integer data, a few dozen ADU wide): neighbouring values often share a
+    // bin, so the increments go to interleaved tables (no chain on one counter). Float bins
+    // spread the values over thousands of bins: one table, a quarter of the cache footprint.
+    let single = !binning.unit;
     let mut tables = hist_tables(&mut sc.fhist);
-    for t in tables.iter_mut() {
+    for t in tables.iter_mut().take(if single { 1 } else { HIST_TABLES }) {
         t[..NB + 2].fill(0);
     }
     // Bin indices for a block first (vectorised), then the increments.
@@ -1349,9 +1353,18 @@ fn fill_hist(data: &[f32], binning: &Binning, sc: &mut ClipScratch) -> Scan {
         total.n_finite += sb.n_finite;
         total.n_low_bad += sb.n_low_bad;
         total.all_int &= sb.all_int;
-        count_bins(&mut tables, idx);
+        if single {
+            let t = &mut *tables[0];
+            for &i in idx.iter() {
+                t[i as usize] += 1;
+            }
+        } else {
+            count_bins(&mut tables, idx);
+        }
     }
-    merge_hist_tables(&mut sc.fhist);
+    if !single {
+        merge_hist_tables(&mut sc.fhist);
+    }
     total
 }
 
