@@ -1221,11 +1221,12 @@ pub(crate) fn sample_step(len: usize) -> usize {
 pub(crate) const UNIT_BINS: usize = NB;
 
 /// A unit-bin histogram of an integer-valued image filled by the image's producer (the ISR,
-/// while each row is in cache) exactly as [`build_hist`] would fill it: the producer takes
-/// the same sample ([`sample_step`]), asks [`IntHist::plan`] for the binning, counts value
-/// `x` in bin `clamp(x - lo, -1, UNIT_BINS) + 1` of any table ([`IntHist::tables`], [`count_bins`]), and
-/// calls [`IntHist::finish`]. [`afw_clipped_stats_f32_prebuilt`] then skips its own sample
-/// and histogram pass; the result is bit-identical (tested).
+/// while each row is in cache) exactly as [`build_hist`] would fill it: the producer picks a
+/// provisional lower edge `lo` ([`IntHist::start`]), counts value `x` in bin
+/// `clamp(x - lo, -1, UNIT_BINS) + 1` of any table ([`IntHist::tables`], [`count_bins`]),
+/// takes the same sample as [`build_hist`] ([`sample_step`]) on the way, and calls
+/// [`IntHist::finish_planned`] with it. [`afw_clipped_stats_f32_prebuilt`] then skips its own
+/// sample and histogram pass; the result is bit-identical (tested).
 #[derive(Debug, Default)]
 pub struct IntHist {
     counts: Vec<u32>,
@@ -1235,24 +1236,16 @@ pub struct IntHist {
 }
 
 impl IntHist {
-    /// Start a histogram for an image of `len` finite values whose strided sample (every
-    /// [`sample_step`]`(len)`-th value) is `sample`: the lower edge `lo` (bin 1 holds the
-    /// value `lo`) when [`build_hist`] would choose unit bins, else `None` (nothing to fill).
-    pub(crate) fn plan(&mut self, len: usize, sample: &mut [f32]) -> Option<i32> {
+    /// Start counting an image of `len` values into unit bins with a provisional lower edge
+    /// `lo` (bin 1 holds the value `lo`; any integer with `|lo| < 2^22`): the producer
+    /// counts before it has the sample that fixes the real edge, and
+    /// [`IntHist::finish_planned`] shifts the counts to it.
+    pub(crate) fn start(&mut self, len: usize, lo: i32) {
         self.valid = false;
-        if len < 4096 || sample.len() < 256 || sample.iter().any(|x| !x.is_finite()) {
-            return None;
-        }
-        match sample_binnings(sample).0 {
-            Some(b) if b.unit && b.lo.abs() < (1 << 22) as f32 => {
-                self.lo = b.lo;
-                self.len = len;
-                for t in hist_tables(&mut self.counts) {
-                    t[..NB + 2].fill(0);
-                }
-                Some(b.lo as i32)
-            }
-            _ => None,
+        self.lo = lo as f32;
+        self.len = len;
+        for t in hist_tables(&mut self.counts) {
+            t[..NB + 2].fill(0);
         }
     }
 
@@ -1261,20 +1254,49 @@ impl IntHist {
         hist_tables(&mut self.counts)
     }
 
-    /// Merge the tables; the histogram is used only if every value fell inside the unit bins
-    /// and those lie within +-2^22 (so every value is an integer that [`scan`] would accept:
-    /// the scan [`build_hist`] would have made is then known without a pass).
-    pub(crate) fn finish(&mut self) {
+    /// Merge the tables and plan: `sample` is the image's strided sample (every
+    /// [`sample_step`]`(len)`-th value), the one [`build_hist`] takes. When it would choose
+    /// unit bins, the counts move to its lower edge (the same value keeps the same count, so
+    /// the histogram is then the one [`build_hist`] fills); otherwise the histogram is not
+    /// used. It is used only if every value fell inside both the provisional and the final
+    /// unit bins, and those lie within +-2^22 (so every value is an integer that [`scan`]
+    /// would accept: the scan [`build_hist`] would have made is then known without a pass).
+    pub(crate) fn finish_planned(&mut self, sample: &mut [f32]) {
+        self.valid = false;
+        if self.len < 4096 || sample.len() < 256 || sample.iter().any(|x| !x.is_finite()) {
+            return;
+        }
+        let lo = match sample_binnings(sample).0 {
+            Some(b) if b.unit && b.lo.abs() < (1 << 22) as f32 => b.lo,
+            _ => return,
+        };
         merge_hist_tables(&mut self.counts);
-        let h0 = &self.counts[..HIST_LEN];
+        let h0 = &mut self.counts[..NB + 2];
+        if h0[0] != 0 || h0[NB + 1] != 0 {
+            return;
+        }
+        // Bin b of the final edge is bin b + d of the provisional one.
+        let d = lo as i64 - self.lo as i64;
+        if d.unsigned_abs() >= NB as u64 {
+            return;
+        }
+        let d = d as isize;
+        if d > 0 {
+            let d = d as usize;
+            h0.copy_within(1 + d..=NB, 1);
+            h0[NB + 1 - d..=NB].fill(0);
+        } else if d < 0 {
+            let d = (-d) as usize;
+            h0.copy_within(1..=NB - d, 1 + d);
+            h0[1..=d].fill(0);
+        }
+        self.lo = lo;
+        // Values shifted out of the bins are missing from the total.
         let total: u64 = h0[1..=NB].iter().map(|&c| c as u64).sum();
-        self.valid = h0[0] == 0
-            && h0[NB + 1] == 0
-            && total == self.len as u64
-            && self.lo + ((NB + 1) as f32) < (1 << 22) as f32;
+        self.valid = total == self.len as u64 && self.lo + ((NB + 1) as f32) < (1 << 22) as f32;
     }
 
-    /// Whether the histogram is complete and usable (see [`IntHist::finish`]).
+    /// Whether the histogram is complete and usable (see [`IntHist::finish_planned`]).
     pub fn is_valid(&self) -> bool {
         self.valid
     }
@@ -2068,6 +2090,55 @@ pub(crate) mod tests {
             && scan.n_low_bad == 0
             && scan.all_int
             && sc.fhist[..NB + 2] == pre.counts[..NB + 2]
+    }
+
+    /// A unit histogram counted against a provisional edge and moved to the planned one
+    /// (`IntHist::start`, `finish_planned`): the same histogram as `build_hist` for shifts
+    /// up and down and none; not valid when values fell outside the provisional bins, when
+    /// the shift pushes counted values out of the final bins, or for a non-unit sample.
+    #[test]
+    fn int_hist_moves_to_the_planned_edge() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let nrm = Normal::new(500.0f64, 12.0).unwrap();
+        let data: Vec<f32> = (0..50_000)
+            .map(|_| nrm.sample(&mut rng).round() as f32)
+            .collect();
+        let count = |lo: i32, data: &[f32]| {
+            let mut h = IntHist::default();
+            h.start(data.len(), lo);
+            let idx: Vec<u16> = data
+                .iter()
+                .map(|&x| (x as i64 - lo as i64 + 1).clamp(0, NB as i64 + 1) as u16)
+                .collect();
+            count_bins(&mut h.tables(), &idx);
+            let mut sample: Vec<f32> = data
+                .iter()
+                .step_by(sample_step(data.len()))
+                .copied()
+                .collect();
+            h.finish_planned(&mut sample);
+            h
+        };
+        // The planned edge is round(median) - NB / 2 = 500 - 8192.
+        for lo in [500 - 8192, 500 - 8192 + 37, 500 - 8192 - 4000, 400 - 8192] {
+            let h = count(lo, &data);
+            assert!(h.is_valid(), "provisional edge {lo}");
+            assert!(int_hist_matches_build(&data, &h), "provisional edge {lo}");
+        }
+        // Values below the provisional bins.
+        assert!(!count(450, &data).is_valid());
+        // A value inside the final bins but below the provisional ones.
+        let mut wide = data.clone();
+        wide[7] = 500.0 - 8000.0;
+        assert!(count(500 - 8192, &wide).is_valid());
+        assert!(!count(500 - 8192 + 300, &wide).is_valid());
+        // A value inside the provisional bins that the shift moves below the final ones.
+        wide[7] = 500.0 - 9000.0;
+        assert!(!count(500 - 8192 - 4000, &wide).is_valid());
+        assert!(!count(500 + 20_000, &data).is_valid());
+        // A sample that build_hist would give float bins (not integers).
+        let halves: Vec<f32> = data.iter().map(|&x| x + 0.5).collect();
+        assert!(!count(500 - 8192, &halves).is_valid());
     }
 
     /// The gather of the float-bin path with a spike of one repeated value in the target bins

@@ -522,18 +522,21 @@ fn decode_sub_row_scalar(b: &[u8], lev: f32, out: &mut [f32]) {
 }
 
 /// The common LSST case of [`isr_amp_pixels`]: big-endian int32 pixels, median per row, no
-/// parallel overscan, DATASEC rows inside the overscan rows. Two passes over the rows: the
-/// overscan levels first (each row's median taken on the integers by [`kth_i32`]; `i32 ->
-/// f32` is monotone, so it is the f32 median of the generic path, bit for bit), then every
-/// trimmed row decoded and corrected while it is in cache, and — when `hist` is given and
-/// the image is integer-valued (odd overscan width, no master bias) — counted into the unit
-/// histogram the clipped statistics would build ([`IntHist`]; the sample it needs is read
-/// between the two passes). The overscan noise sum is accumulated exactly in integers
-/// (twice the residuals, squared): the generic path's sequential f64 sum of the same terms is
-/// exact too as long as every value is below 2^24 in magnitude and the total below 2^51
-/// (every term and partial sum a multiple of 1/4 below 2^51), so both give the same bits;
-/// outside those bounds `None` and the generic path runs. `None` also for any other setup.
-/// Tested bit for bit against the generic path.
+/// parallel overscan, DATASEC rows inside the overscan rows. One pass over the raw rows, each
+/// read once while in cache (its overscan and imaging pixels are neighbours in the file): the
+/// row's overscan level (the median taken on the integers by [`kth_i32`]; `i32 -> f32` is
+/// monotone, so it is the f32 median of the generic path, bit for bit), then the row's
+/// trimmed pixels decoded and corrected, and — when `hist` is given and the image is
+/// integer-valued (odd overscan width, no master bias) — counted into the unit histogram the
+/// clipped statistics would build ([`IntHist`]): counted against a provisional edge from the
+/// first row, with the sample `build_hist` would take collected on the way, and moved to the
+/// planned edge at the end ([`IntHist::finish_planned`]). The overscan noise sum is
+/// accumulated exactly in integers (twice the residuals, squared): the generic path's
+/// sequential f64 sum of the same terms is exact too as long as every value is below 2^24 in
+/// magnitude and the total below 2^51 (every term and partial sum a multiple of 1/4 below
+/// 2^51), so both give the same bits; outside those bounds `None` and the generic path runs
+/// (and rewrites `out`). `None` also for any other setup. Tested bit for bit against the
+/// generic path.
 #[allow(clippy::too_many_arguments)]
 fn isr_median_rows_i32(
     bytes: &[u8],
@@ -558,28 +561,44 @@ fn isr_median_rows_i32(
         return None;
     }
     let (nx, ny) = (x1 - x0, y1 - y0);
+    let n = nx * ny;
     let w = c1 - c0;
     let mut row = [0i32; 4096];
     let row = &mut row[..w];
     let (mut sum_l, mut sum_m2) = (0.0f64, 0u128);
-    let mut big = false;
-    // Pass 1: the overscan level of every row (f32, as the generic path rounds it, and twice
-    // its value as an integer).
-    let mut levels = vec![(0f32, 0i64); ov.y1];
-    // The overscan columns of a row 8 rows ahead (the rows are 2.3 kB apart on e2v).
-    let ahead_ov = 8;
-    #[allow(clippy::needless_range_loop)] // r also addresses the raw rows
+    // The unit histogram: only for integer output (integer levels; the values are then
+    // exact integers `v - level`). `lo`: its provisional edge, set at the first row.
+    let counting = w % 2 == 1 && nx <= 4096;
+    if let Some(h) = hist.as_deref_mut() {
+        h.invalidate();
+    }
+    let mut hist = hist.filter(|_| counting);
+    let mut lo: Option<i32> = None;
+    let step = crate::clip::sample_step(n);
+    let mut sample: Vec<f32> = Vec::new();
+    if hist.is_some() {
+        sample.reserve(n / step + 1);
+    }
+    // Every element of `out` is written; a recycled buffer of the right size is not
+    // refilled first.
+    out.resize(n, 0.0);
+    // The whole raw row two rows (~4.6 kB on e2v) ahead: 1 to 8 rows measured the same.
+    let ahead = 2;
+    let (p0, p1) = (x0.min(c0), x1.max(c1));
+    let mut idx = [0u16; 4096];
     for r in ov.y0..ov.y1 {
         let base = r * nx_raw;
-        if r + ahead_ov < ov.y1 {
-            let b = (r + ahead_ov) * nx_raw;
-            prefetch(&bytes[4 * (b + c0)..4 * (b + c1)]);
+        if r + ahead < ov.y1 {
+            let b = (r + ahead) * nx_raw;
+            prefetch(&bytes[4 * (b + p0)..4 * (b + p1)]);
         }
         decode_i32_row(&bytes[4 * (base + c0)..4 * (base + c1)], row);
         let mn = row.iter().copied().fold(i32::MAX, i32::min);
         let mx = row.iter().copied().fold(i32::MIN, i32::max);
         // |v| < 2^24: f32 holds every value exactly (see the exactness argument above).
-        big |= mn <= -(1 << 24) || mx >= 1 << 24;
+        if mn <= -(1 << 24) || mx >= 1 << 24 {
+            return None;
+        }
         let hi = kth_i32(row, w / 2, mn, mx);
         // Twice the level, an integer: the median or the sum of the two middle values.
         let (lev, lev2) = if w % 2 == 1 {
@@ -592,69 +611,49 @@ fn isr_median_rows_i32(
             )
         };
         sum_l += lev;
-        // |m| < 2^26 and at most 4096 terms when no value is big: the u64 row sum is exact
-        // (wrapping only where `big` sends the amplifier to the generic path anyway).
+        // |m| < 2^26 and at most 4096 terms: the u64 row sum is exact.
         let mut m2 = 0u64;
         for &v in row.iter() {
             let m = 2 * v as i64 - lev2;
             m2 = m2.wrapping_add(m.wrapping_mul(m) as u64);
         }
         sum_m2 += m2 as u128;
-        levels[r] = (lev as f32, lev2);
-    }
-    if big || sum_m2 >= 1u128 << 53 {
-        return None;
-    }
-    // The unit histogram: only for integer output (integer levels; the values are then
-    // exact integers `v - level`), planned from the sample `build_hist` would take.
-    let n = nx * ny;
-    let plan = match hist.as_deref_mut() {
-        Some(h) if w % 2 == 1 && nx <= 4096 => {
-            let step = crate::clip::sample_step(n);
-            let mut sample: Vec<f32> = Vec::with_capacity(n / step + 1);
-            for i in (0..n).step_by(step) {
-                let (r, c) = (y0 + i / nx, x0 + i % nx);
-                sample.push(be_at(bytes, r * nx_raw + c) as f32 - levels[r].0);
-            }
-            h.plan(n, &mut sample)
-        }
-        Some(h) => {
-            h.invalidate();
-            None
-        }
-        None => None,
-    };
-    // Pass 2: trim and correct (and count) row by row. Every element of `out` is written; a
-    // recycled buffer of the right size is not refilled first.
-    out.resize(n, 0.0);
-    // Two rows (~4.6 kB on e2v) ahead: 1.05 -> 0.86 ns per raw pixel (BENCHMARKS.md); 1 to 8
-    // rows measured the same.
-    let ahead = 2;
-    let mut idx = [0u16; 4096];
-    #[allow(clippy::needless_range_loop)] // r also addresses the raw rows
-    for r in y0..y1 {
-        let base = r * nx_raw;
-        if r + ahead < y1 {
-            let b = (r + ahead) * nx_raw;
-            prefetch(&bytes[4 * (b + x0)..4 * (b + x1)]);
+        if !(y0..y1).contains(&r) {
+            continue;
         }
         let o = (r - y0) * nx;
         let src = &bytes[4 * (base + x0)..4 * (base + x1)];
-        let (lev, lev2) = levels[r];
-        match (plan, hist.as_deref_mut()) {
-            (Some(lo), Some(h)) => {
+        let lev = lev as f32;
+        match hist.as_deref_mut() {
+            Some(h) => {
+                // The provisional edge: the first row's median value, centred in the bins.
+                let lo = *lo.get_or_insert_with(|| {
+                    let v: Vec<i32> = (0..nx).map(|i| be_at(src, i)).collect();
+                    let (mn, mx) = (v.iter().copied().min(), v.iter().copied().max());
+                    let med = kth_i32(&v, nx / 2, mn.unwrap_or(0), mx.unwrap_or(0));
+                    let l = (med as i64 - lev2 / 2 - (crate::clip::UNIT_BINS / 2) as i64)
+                        .clamp(-(1 << 21), 1 << 21) as i32;
+                    h.start(n, l);
+                    l
+                });
                 // Bin of x = v - lev: clamp(x - lo, -1, NB) + 1 (integers, as `Binning::bin`
                 // computes it in f32 for unit bins).
                 let off = lev2 / 2 + lo as i64 - 1;
                 let idx = &mut idx[..nx];
                 decode_sub_row_bins(src, lev, off, &mut out[o..o + nx], idx);
                 crate::clip::count_bins(&mut h.tables(), idx);
+                // The sample `build_hist` would take: every step-th value of the image.
+                let first = o.div_ceil(step) * step;
+                sample.extend((first..o + nx).step_by(step).map(|i| out[i]));
             }
-            _ => decode_sub_row(src, lev, &mut out[o..o + nx]),
+            None => decode_sub_row(src, lev, &mut out[o..o + nx]),
         }
     }
-    if let (Some(_), Some(h)) = (plan, hist) {
-        h.finish();
+    if sum_m2 >= 1u128 << 53 {
+        return None;
+    }
+    if let Some(h) = hist {
+        h.finish_planned(&mut sample);
     }
     let sum_r2 = sum_m2 as f64 * 0.25;
     let n_r = w * ov.height();
