@@ -746,10 +746,11 @@ mod avx512 {
     use super::{Binning, NB};
     use std::arch::x86_64::*;
 
-    /// Whether the CPU has the AVX-512 subsets used here (cached by
-    /// `is_x86_feature_detected!`).
+    /// Whether the CPU has the AVX-512 subsets used here, and POPCNT for the mask counts
+    /// (without it they compile to a dozen-instruction bit trick on the loop's critical
+    /// path) (cached by `is_x86_feature_detected!`).
     pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx512f")
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("popcnt")
     }
 
     /// [`super::Binning::bin`] on 16 lanes (the operations of the AVX2 `index`).
@@ -778,9 +779,9 @@ mod avx512 {
     /// unchanged, as soon as a buffer would overflow (the histogram and this pass then
     /// disagree, and the caller falls back).
     pub(super) fn gather(b: &Binning, data: &[f32], targets: &[u16], out: &mut [Vec<f32>]) -> bool {
-        assert!(available(), "the CPU must support AVX-512F");
+        assert!(available(), "the CPU must support AVX-512F and POPCNT");
         let nt = targets.len().min(6).min(out.len());
-        // SAFETY: AVX-512F was checked just above.
+        // SAFETY: AVX-512F and POPCNT were checked just above.
         unsafe {
             match nt {
                 0 => true,
@@ -794,7 +795,7 @@ mod avx512 {
         }
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     fn gather_n<const N: usize>(
         b: &Binning,
         data: &[f32],

@@ -196,9 +196,10 @@ fn difference_sse2(i1: &[f32], i2: &[f32], k1: f32, k2: f32, diff: &mut [f32]) -
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// Whether the CPU has AVX-512F (cached by `is_x86_feature_detected!`).
+    /// Whether the CPU has AVX-512F, and POPCNT for the mask counts (cached by
+    /// `is_x86_feature_detected!`).
     pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx512f")
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("popcnt")
     }
 
     /// See the module docs (slices of equal length).
@@ -209,13 +210,13 @@ mod avx512 {
         k2: f32,
         diff: &mut [f32],
     ) -> (f64, u64) {
-        assert!(available(), "the CPU must support AVX-512F");
+        assert!(available(), "the CPU must support AVX-512F and POPCNT");
         assert!(i1.len() == diff.len() && i2.len() == diff.len());
-        // SAFETY: AVX-512F checked just above.
+        // SAFETY: AVX-512F and POPCNT checked just above.
         unsafe { run(i1, i2, k1, k2, diff) }
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     fn run(i1: &[f32], i2: &[f32], k1: f32, k2: f32, diff: &mut [f32]) -> (f64, u64) {
         let n = diff.len();
         let full = n / 16 * 16;
