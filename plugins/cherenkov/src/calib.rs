@@ -1403,13 +1403,17 @@ mod tests {
     }
 
     /// A hexagonal camera of `rings` rings around a centre pixel (1 + 3·r·(r+1) pixels, 6
-    /// neighbours inside), with the given HV-disabled pixels, samples, gains and time slice.
+    /// neighbours inside), with the given HV-disabled pixels, samples, gains and time slice;
+    /// `scramble` numbers the pixels in a scattered order (position of pixel p: the one of
+    /// pixel 23·p mod n, n prime), so that neighbours lie far apart in index, before and
+    /// after the pixel (as SCTCam's across its modules, but over the whole camera).
     fn hex_camera(
         rings: i32,
         hv_disabled: Vec<i32>,
         n_samples: usize,
         n_gains: usize,
         time_slice: f32,
+        scramble: bool,
     ) -> (TelescopeDescription, CameraGeometry) {
         let ps = PixelSettings {
             time_slice,
@@ -1423,7 +1427,19 @@ mod tests {
             ],
             ..Default::default()
         };
-        let cs = crate::geometry::hex_camera_settings(rings);
+        let mut cs = crate::geometry::hex_camera_settings(rings);
+        if scramble {
+            let n = cs.n_pixels;
+            assert!(
+                !n.is_multiple_of(23) && (2..n).all(|d| !n.is_multiple_of(d)),
+                "{n} pixels: not prime"
+            );
+            let (x, y) = (cs.pixel_x.clone(), cs.pixel_y.clone());
+            for p in 0..n {
+                cs.pixel_x[p] = x[23 * p % n];
+                cs.pixel_y[p] = y[23 * p % n];
+            }
+        }
         describe(cs, n_gains, ps, hv_disabled)
     }
 
@@ -1465,7 +1481,13 @@ mod tests {
             let n_gains = 1 + ns % 2;
             let broken = if ns % 3 == 0 { vec![0, 5, 17] } else { vec![] };
             let time_slice = if ns % 4 == 0 { 0.8 } else { 1.0 };
-            let (desc, g) = hex_camera(4, broken, ns, n_gains, time_slice);
+            // 61 pixels (3 blocks of 16 of the AVX-512 build and 13 more) or, for every
+            // fifth length, 127 (7 blocks and 15); scattered pixel numbers for every fourth
+            // length (the AVX-512 build converts the R1 rows a block reads just before it:
+            // then nearly all of them for the first block)
+            let rings = if ns % 5 == 1 { 6 } else { 4 };
+            let scramble = ns % 4 == 2;
+            let (desc, g) = hex_camera(rings, broken, ns, n_gains, time_slice, scramble);
             let np = g.n_pixels();
             for (round, lw) in [0i64, 1, 3, 0].into_iter().enumerate() {
                 let width = 1 + (ns + round * 5) % 12;

@@ -29,9 +29,18 @@
 //! - window sums and peak times eight pixels at a time in float64 lanes (two such groups
 //!   interleaved): the eight windows are transposed with eight two-source permutes, lanes
 //!   past a window's end are zeroed by the masked conversion to float64, and the division
-//!   by the sampling rate is a multiplication when the rate is a power of two (exact).
+//!   by the sampling rate is a multiplication when the rate is a power of two (exact);
+//! - the three steps interleaved by blocks of sixteen pixels instead of three passes over
+//!   the camera (`passes`): the R1 rows a block reads are converted just before its peak
+//!   search, its window sums right after, so the rows are read while in L1 or L2;
+//! - the peak search sixteen pixels at a time (`peak_block`): their sums first, then their
+//!   sixteen horizontal maxima in one transposing reduction (`hmax16`), then their compares.
+//!
+//! The R1 rows start on a cache line (`calib_avx2::LineAligned`): with the allocator's
+//! 16-byte alignment every 64-byte row access straddled two lines.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use crate::calib_avx2::{FusedImage, FusedScratch, exact_peak};
 
@@ -69,8 +78,15 @@ pub(crate) fn neighbor_window_sum(
     }
 }
 
-/// The three steps for rows of `V` vectors of 16 floats: R1 rows of every pixel, then the
-/// peak of every pixel, then the window sums (sixteen pixels at a time).
+/// The three steps for rows of `V` vectors of 16 floats (R1 rows, peaks, window sums),
+/// interleaved by blocks of sixteen pixels: before a block's peaks, the R1 rows up to its
+/// highest neighbour are converted (if not done yet); after them, its window sums. Each
+/// pixel's outputs are the same operations on the same values as in three whole-image
+/// passes (every row is written before it is read; the peak of a pixel needs only the rows
+/// of the pixel and its neighbours, its window sum only its own row and peak), but the rows
+/// are read while still in L1 (DigiCam: neighbours within ±37 rows of 256 bytes) or L2
+/// (SCTCam: ±953 rows of 128 bytes) instead of after a pass over the whole camera (331 kB
+/// for DigiCam, 1.45 MB for SCTCam, beside the ADC samples).
 #[inline(never)] // a symbol of its own in profiles
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 fn passes<const V: usize>(
@@ -80,14 +96,78 @@ fn passes<const V: usize>(
     peak_time: &mut [f32],
 ) -> usize {
     let np = im.n_pixels;
-    r1_rows::<V>(im, sc);
-    let fallbacks = peaks::<V>(im, sc);
+    r1_check::<V>(im, sc);
     let ex = Extractor::new(im, 16 * V);
-    let done = if ex.base.simd_ok { np / 16 * 16 } else { 0 };
-    for p in (0..done).step_by(16) {
-        ex.sixteen(im, sc, p, image, peak_time);
+    let mut fallbacks = 0;
+    // the CSR offsets are non-decreasing and end within the indices: each pixel's
+    // neighbour slice is then taken unchecked
+    let (indptr, indices) = (im.indptr, im.indices);
+    assert!(indptr.len() == np + 1);
+    // (a branch-free fold that vectorises, instead of `windows(2).all(..)`, whose early
+    // exit kept it scalar: 3 % of the peak search on DigiCam)
+    let descending = indptr[..np]
+        .iter()
+        .zip(&indptr[1..])
+        .fold(0u32, |d, (a, b)| d | u32::from(a > b));
+    assert!(descending == 0 && indptr[np] as usize <= indices.len());
+    assert!(sc.wave.len() >= np * 16 * V && sc.maxabs.len() >= np);
+    assert!(sc.peak.len() >= np);
+    let neighbours = |p: usize| {
+        // SAFETY: p < n_pixels, so p + 1 < indptr.len(), and indptr[p] ≤ indptr[p + 1] ≤
+        // indices.len() (asserted above).
+        unsafe {
+            let (a, b) = (*indptr.get_unchecked(p), *indptr.get_unchecked(p + 1));
+            indices.get_unchecked(a as usize..b as usize)
+        }
+    };
+    // rows 0..r1_done hold R1
+    let mut r1_done = 0;
+    // sixteen pixels at a time: their sums first, then their sixteen horizontal maxima in
+    // one transposing reduction, then their candidates (see `peak_block`)
+    let blocks = np / 16 * 16;
+    for p0 in (0..blocks).step_by(16) {
+        // the rows this block reads: its own and its neighbours' (indices < n_pixels, checked
+        // by `FusedScratch::prepare`), converted at least 16 at a time (measured: chunks of
+        // 16 rows 3–6 % faster than 32, 64 or 128 rows 5–19 % slower: the finer the R1
+        // conversion is interleaved with the peak search, the better the two overlap)
+        // SAFETY: p0 + 16 ≤ n_pixels < indptr.len(), and indptr[p0] ≤ indptr[p0 + 16] ≤
+        // indices.len() (asserted above).
+        let nbs = unsafe {
+            let (a, b) = (*indptr.get_unchecked(p0), *indptr.get_unchecked(p0 + 16));
+            indices.get_unchecked(a as usize..b as usize)
+        };
+        let needed = nbs.iter().fold(p0 as u32 + 15, |m, &j| m.max(j)) as usize + 1;
+        if needed > r1_done {
+            let to = needed.max(r1_done + 16).min(np);
+            // SAFETY: r1_done < to ≤ n_pixels; `r1_check` passed.
+            unsafe { r1_range::<V>(im, sc, r1_done, to) };
+            r1_done = to;
+        }
+        fallbacks += peak_block::<V>(im, sc, p0, &neighbours);
+        if ex.base.simd_ok {
+            ex.sixteen(im, sc, p0, image, peak_time);
+        } else {
+            for p in p0..p0 + 16 {
+                ex.base.one(im, sc, p, image, peak_time);
+            }
+        }
     }
-    for p in done..np {
+    // SAFETY: r1_done ≤ n_pixels; `r1_check` passed.
+    unsafe { r1_range::<V>(im, sc, r1_done, np) };
+    // the rest two pixels at a time: their horizontal maxima share one reduction, and the
+    // two chains of latencies (sums, maximum, threshold, compares) interleave
+    for p in (blocks..np).step_by(2) {
+        // the last pixel of an odd count twice
+        let q = (p + 1).min(np - 1);
+        let [(pa, ea), (pb, eb)] = peak_pair::<V>(im, sc, [p, q], [neighbours(p), neighbours(q)]);
+        // SAFETY: p ≤ q < n_pixels ≤ peak.len() (asserted above).
+        unsafe {
+            *sc.peak.get_unchecked_mut(p) = pa;
+            *sc.peak.get_unchecked_mut(q) = pb;
+        }
+        fallbacks += usize::from(ea) + usize::from(eb && q != p);
+    }
+    for p in blocks..np {
         ex.base.one(im, sc, p, image, peak_time);
     }
     fallbacks
@@ -100,27 +180,35 @@ fn last_mask<const V: usize>(ns: usize) -> __mmask16 {
     (u32::MAX >> (32 - valid)) as __mmask16
 }
 
-/// R1 rows of every pixel.
-#[inline(never)] // a symbol of its own in profiles
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn r1_rows<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
-    let (base, len, ns, np) = (
-        im.samples.as_ptr(),
-        im.samples.len(),
-        im.n_samples,
-        im.n_pixels,
-    );
-    // every row that a selected gain points to exists: `r1_row` reads them unchecked
+/// The checks of [`r1_range`]'s contract: every row that a selected gain points to exists
+/// (`r1_row` reads them unchecked), the scratch holds every row, `V` fits `n_samples`.
+#[inline]
+fn r1_check<const V: usize>(im: &FusedImage, sc: &FusedScratch) {
+    let (ns, np) = (im.n_samples, im.n_pixels);
     let n_gains = usize::from(im.gain.iter().fold(0u8, |m, &g| m.max(g))) + 1;
     assert!(im.gain.len() == np && im.pedestal.len() >= n_gains * np);
-    assert!(im.dc_to_pe.len() >= n_gains * np && len >= n_gains * np * ns);
+    assert!(im.dc_to_pe.len() >= n_gains * np && im.samples.len() >= n_gains * np * ns);
     assert!(sc.wave.len() >= np * 16 * V && sc.maxabs.len() >= np);
     assert!((16 * V - 15..=16 * V).contains(&ns));
-    let pairs = np / 2 * 2;
-    for p in (0..pairs).step_by(2) {
+}
+
+/// R1 rows of pixels `from..to`.
+///
+/// # Safety
+/// The features of [`available`]; `from ≤ to ≤ n_pixels`; [`r1_check`] passed for `im`,
+/// `sc` and `V`.
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn r1_range<const V: usize>(im: &FusedImage, sc: &mut FusedScratch, from: usize, to: usize) {
+    let (base, len, ns) = (im.samples.as_ptr(), im.samples.len(), im.n_samples);
+    assert!(from <= to && to <= im.n_pixels);
+    let pairs = from + (to - from) / 2 * 2;
+    for p in (from..pairs).step_by(2) {
         // the samples 2 kB ahead into L1, as the AVX2 build
         for p in [p, p + 1] {
-            let ahead = (usize::from(im.gain[p]) * im.n_pixels + p) * ns + 1024;
+            // SAFETY: p < n_pixels = gain.len() (contract).
+            let g = usize::from(unsafe { *im.gain.get_unchecked(p) });
+            let ahead = (g * im.n_pixels + p) * ns + 1024;
             if ahead + 64 < len {
                 // SAFETY: in bounds (checked just above); a prefetch has no other effect.
                 unsafe {
@@ -130,55 +218,13 @@ fn r1_rows<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
             }
         }
         // two rows at a time, their chains of latencies interleaved
-        // SAFETY: p + 1 < n_pixels and the lengths asserted above.
+        // SAFETY: p + 1 < n_pixels and the lengths checked by `r1_check` (contract).
         unsafe { r1_row::<V, 2>(im, sc, [p, p + 1]) };
     }
-    for p in pairs..np {
-        // SAFETY: p < n_pixels and the lengths asserted above.
+    for p in pairs..to {
+        // SAFETY: p < n_pixels and the lengths checked by `r1_check` (contract).
         unsafe { r1_row::<V, 1>(im, sc, [p]) };
     }
-}
-
-/// The peak of every pixel; returns how many needed float64 sums.
-#[inline(never)] // a symbol of its own in profiles
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn peaks<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) -> usize {
-    let mut fallbacks = 0;
-    // the CSR offsets are non-decreasing and end within the indices: each pixel's
-    // neighbour slice is then taken unchecked
-    let (indptr, indices) = (im.indptr, im.indices);
-    assert!(indptr.len() == im.n_pixels + 1);
-    // (a branch-free fold that vectorises, instead of `windows(2).all(..)`, whose early
-    // exit kept it scalar: 3 % of the peak search on DigiCam)
-    let descending = indptr[..im.n_pixels]
-        .iter()
-        .zip(&indptr[1..])
-        .fold(0u32, |d, (a, b)| d | u32::from(a > b));
-    assert!(descending == 0 && indptr[im.n_pixels] as usize <= indices.len());
-    assert!(sc.wave.len() >= im.n_pixels * 16 * V && sc.maxabs.len() >= im.n_pixels);
-    assert!(sc.peak.len() >= im.n_pixels);
-    let neighbours = |p: usize| {
-        // SAFETY: p < n_pixels, so p + 1 < indptr.len(), and indptr[p] ≤ indptr[p + 1] ≤
-        // indices.len() (asserted above).
-        unsafe {
-            let (a, b) = (*indptr.get_unchecked(p), *indptr.get_unchecked(p + 1));
-            indices.get_unchecked(a as usize..b as usize)
-        }
-    };
-    // two pixels at a time: their horizontal maxima share one reduction, and the two
-    // chains of latencies (sums, maximum, threshold, compares) interleave
-    for p in (0..im.n_pixels).step_by(2) {
-        // the last pixel of an odd count twice
-        let q = (p + 1).min(im.n_pixels - 1);
-        let [(pa, ea), (pb, eb)] = peak_pair::<V>(im, sc, [p, q], [neighbours(p), neighbours(q)]);
-        // SAFETY: p ≤ q < n_pixels ≤ peak.len() (asserted above).
-        unsafe {
-            *sc.peak.get_unchecked_mut(p) = pa;
-            *sc.peak.get_unchecked_mut(q) = pb;
-        }
-        fallbacks += usize::from(ea) + usize::from(eb && q != p);
-    }
-    fallbacks
 }
 
 /// The larger magnitude of each lane pair with the sign cleared (`vrangeps`, imm 0b1011);
@@ -334,20 +380,21 @@ fn peak_pair<const V: usize>(
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 fn lane_max<const V: usize>(acc: &[__m512; V], ns: usize) -> __m512 {
-    let mut lanes = *acc;
-    lanes[V - 1] = _mm512_mask_mov_ps(
-        _mm512_set1_ps(f32::NEG_INFINITY),
-        last_mask::<V>(ns),
-        acc[V - 1],
-    );
-    // a tree over the vectors
+    let last = last_mask::<V>(ns);
+    // a tree over the vectors; the last vector enters only in its valid lanes (a masked
+    // maximum keeps the other operand elsewhere), the vectors before it are whole. Without
+    // NaN every lane is then the maximum over its samples in any order; with a NaN sum
+    // the screen's threshold is not finite anyway (see `pick`).
     match V {
-        1 => lanes[0],
-        2 => _mm512_max_ps(lanes[0], lanes[1]),
-        3 => _mm512_max_ps(_mm512_max_ps(lanes[0], lanes[1]), lanes[2]),
+        1 => _mm512_mask_mov_ps(_mm512_set1_ps(f32::NEG_INFINITY), last, acc[0]),
+        2 => _mm512_mask_max_ps(acc[0], last, acc[0], acc[1]),
+        3 => {
+            let m01 = _mm512_max_ps(acc[0], acc[1]);
+            _mm512_mask_max_ps(m01, last, m01, acc[2])
+        }
         _ => _mm512_max_ps(
-            _mm512_max_ps(lanes[0], lanes[1]),
-            _mm512_max_ps(lanes[2], lanes[3]),
+            _mm512_max_ps(acc[0], acc[1]),
+            _mm512_mask_max_ps(acc[2], last, acc[2], acc[3]),
         ),
     }
 }
@@ -444,27 +491,74 @@ fn decide<const V: usize>(
     m: __m512,
     bound: f32,
 ) -> (u32, bool) {
-    let ns = im.n_samples;
-    let stride = 16 * V;
-    let wave = &sc.wave[..];
-    let lw = im.local_weight;
-    // the padding lanes do not count (left out of the compares by the mask)
-    let last = last_mask::<V>(ns);
+    let t = _mm512_sub_ps(m, _mm512_set1_ps(margin(nb, bound)));
+    pick::<V>(im, sc, p, nb, acc, t)
+}
+
+/// The screen's margin d = 4·n·u·A for a pixel with neighbours `nb` and bound A: samples
+/// whose float32 sum is at least `best − d` are the candidates (`calib::neighbor_peaks`).
+#[inline]
+fn margin(nb: &[u32], bound: f32) -> f32 {
     let unit = f32::EPSILON / 2.0; // 2^-24
     let n_terms = (nb.len() + 3) as f32;
-    let d = 4.0 * n_terms * unit * bound;
-    let t = _mm512_sub_ps(m, _mm512_set1_ps(d));
+    4.0 * n_terms * unit * bound
+}
+
+/// The peak of pixel `p` from its sums `acc` and the threshold `t` = best − d (lane 0; in
+/// every lane when no sum is NaN), and whether it needed float64 sums.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn pick<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p: usize,
+    nb: &[u32],
+    acc: &[__m512; V],
+    t: __m512,
+) -> (u32, bool) {
     // The screen needs the float32 maximum `best` and `d` finite. A finite t = best − d
     // implies both (an infinite or NaN operand gives an infinite or NaN difference, d ≥ 0);
     // the converse can fail only by an overflow of the difference, and then the float64
-    // path gives the answer as well. When some sum is NaN the lanes above may disagree,
-    // but then d is not finite (a NaN sum needs a non-finite term or an overflow, and
-    // either makes the bound +∞ or NaN: the rounded sum of the |maxima| is at least the
-    // rounded |sum| by monotonicity), so t is not finite either. With no NaN, every lane
-    // of `m` is the maximum over the samples.
+    // path gives the answer as well. When some sum is NaN the lanes of the maximum may
+    // disagree, but then d is not finite (a NaN sum needs a non-finite term or an
+    // overflow, and either makes the bound +∞ or NaN: the rounded sum of the |maxima| is
+    // at least the rounded |sum| by monotonicity), so t is not finite either. With no NaN,
+    // every lane of the maximum is the maximum over the samples.
     if !_mm512_cvtss_f32(t).is_finite() {
-        return (exact_peak(wave, stride, ns, p, nb, lw) as u32, true);
+        return float64_peak::<V>(im, sc, p, nb);
     }
+    pick_finite::<V>(im, sc, p, nb, acc, t)
+}
+
+/// The peak of pixel `p` by the float64 sums of every sample ([`exact_peak`]), for a
+/// threshold that is not finite; always "needed float64 sums".
+#[inline(never)] // off the hot loop
+fn float64_peak<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p: usize,
+    nb: &[u32],
+) -> (u32, bool) {
+    let (stride, lw) = (16 * V, im.local_weight);
+    (
+        exact_peak(&sc.wave, stride, im.n_samples, p, nb, lw) as u32,
+        true,
+    )
+}
+
+/// [`pick`] for a finite threshold `t` (checked by the caller).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn pick_finite<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p: usize,
+    nb: &[u32],
+    acc: &[__m512; V],
+    t: __m512,
+) -> (u32, bool) {
+    // the padding lanes do not count (left out of the compares by the mask)
+    let last = last_mask::<V>(im.n_samples);
     let mut k = [0 as __mmask16; V];
     for (q, (a, k)) in acc.iter().zip(&mut k).enumerate() {
         *k = if q + 1 < V {
@@ -474,7 +568,7 @@ fn decide<const V: usize>(
         };
     }
     // bit s set for the candidate samples s (value ≥ best − d); never 0: t ≤ best
-    let mut bits = match V {
+    let bits = match V {
         1 => u64::from(k[0]),
         2 => u64::from(_mm512_kunpackw(u32::from(k[1]), u32::from(k[0]))),
         3 => _mm512_kunpackd(
@@ -489,6 +583,137 @@ fn decide<const V: usize>(
     if bits & (bits - 1) == 0 {
         return (bits.trailing_zeros(), false);
     }
+    settle::<V>(im, sc, p, nb, bits)
+}
+
+/// Lane permutation that puts pixel `i`'s maximum into lane `i` after [`hmax16`]'s
+/// network, which leaves it in lane 4·(i mod 4) + i / 4.
+const HMAX16_ORDER: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+
+/// The horizontal maxima of sixteen vectors: lane `i` of the result is the largest lane of
+/// `m[i]` (`vmaxps` throughout, as `peak_pair`; every step combines lanes of one input
+/// vector only, so a NaN in `m[i]` affects lane `i` alone). A transposing network: 15
+/// maxima and 31 shuffles for sixteen pixels, against 5 maxima and 7 shuffles per pixel
+/// pair in `peak_pair`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn hmax16(m: &[__m512; 16]) -> __m512 {
+    // 256-bit halves: [a.lo, b.lo] against [a.hi, b.hi] → 8 lanes each of a and b
+    let mut h = [_mm512_setzero_ps(); 8];
+    for (i, h) in h.iter_mut().enumerate() {
+        let (a, b) = (m[2 * i], m[2 * i + 1]);
+        *h = _mm512_max_ps(
+            _mm512_shuffle_f32x4::<0b0100_0100>(a, b),
+            _mm512_shuffle_f32x4::<0b1110_1110>(a, b),
+        );
+    }
+    // 128-bit quarters: (a0, a2, b0, b2) against (a1, a3, b1, b3), where the quarters of h
+    // are (x, x, y, y) → 4 lanes each of four pixels in pixel order
+    let mut q = [_mm512_setzero_ps(); 4];
+    for (i, q) in q.iter_mut().enumerate() {
+        let (a, b) = (h[2 * i], h[2 * i + 1]);
+        *q = _mm512_max_ps(
+            _mm512_shuffle_f32x4::<0b1000_1000>(a, b),
+            _mm512_shuffle_f32x4::<0b1101_1101>(a, b),
+        );
+    }
+    // within each 128-bit quarter k: (a0, a1, b0, b1) against (a2, a3, b2, b3) → 2 lanes
+    // of pixel k of each of the two groups
+    let mut r = [_mm512_setzero_ps(); 2];
+    for (i, r) in r.iter_mut().enumerate() {
+        let (a, b) = (q[2 * i], q[2 * i + 1]);
+        *r = _mm512_max_ps(
+            _mm512_shuffle_ps::<0b0100_0100>(a, b),
+            _mm512_shuffle_ps::<0b1110_1110>(a, b),
+        );
+    }
+    // quarter k of r[0] holds (pixel k: 2 lanes, pixel k + 4: 2 lanes), of r[1] pixels
+    // k + 8 and k + 12: (even lanes) against (odd lanes) → lane 4k + l is pixel k + 4l
+    let x = _mm512_max_ps(
+        _mm512_shuffle_ps::<0b1000_1000>(r[0], r[1]),
+        _mm512_shuffle_ps::<0b1101_1101>(r[0], r[1]),
+    );
+    // SAFETY: 16 i32.
+    let order = unsafe { _mm512_loadu_si512(HMAX16_ORDER.as_ptr().cast()) };
+    _mm512_permutexvar_ps(order, x)
+}
+
+/// The neighbour peaks of pixels `p0..p0 + 16` (`neighbours(p)` their CSR slices), by the
+/// screen of `decide` with the same sums, bounds, maxima, thresholds and compares; returns
+/// how many needed float64 sums. The sums of the sixteen pixels come first (independent
+/// loads and additions, kept on the stack), then their horizontal maxima in one
+/// transposing reduction ([`hmax16`]) and their thresholds in one subtraction, then each
+/// pixel's compares: the chains of latencies of one pixel no longer end in a reduction of
+/// its own, and the reduction costs 2.9 instead of 6 shuffle and maximum instructions per
+/// pixel.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn peak_block<'a, const V: usize>(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    p0: usize,
+    neighbours: &impl Fn(usize) -> &'a [u32],
+) -> usize {
+    assert!(p0 + 16 <= im.n_pixels && sc.peak.len() >= im.n_pixels);
+    // (not zero-filled: every element is written in the first loop)
+    let mut acc = [const { MaybeUninit::<[__m512; V]>::uninit() }; 16];
+    let mut m = [const { MaybeUninit::<__m512>::uninit() }; 16];
+    let mut d = [0.0f32; 16];
+    for i in 0..16 {
+        let nb = neighbours(p0 + i);
+        let (a, bound) = sums::<V>(im, sc, p0 + i, nb);
+        m[i].write(lane_max::<V>(&a, im.n_samples));
+        acc[i].write(a);
+        d[i] = margin(nb, bound);
+    }
+    // SAFETY: all sixteen written just above (`MaybeUninit<T>` has the layout of `T`).
+    let (acc, m) = unsafe {
+        (
+            &*acc.as_ptr().cast::<[[__m512; V]; 16]>(),
+            &*m.as_ptr().cast::<[__m512; 16]>(),
+        )
+    };
+    // SAFETY: 16 floats.
+    let dv = unsafe { _mm512_loadu_ps(d.as_ptr()) };
+    let tv = _mm512_sub_ps(hmax16(m), dv);
+    // the pixels whose threshold is finite (|t| < ∞ is false for ±∞ and NaN), one compare
+    // for the sixteen instead of a test per pixel
+    let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(tv), _mm512_set1_ps(f32::INFINITY));
+    let mut t = [0.0f32; 16];
+    // SAFETY: 16 floats.
+    unsafe { _mm512_storeu_ps(t.as_mut_ptr(), tv) };
+    let mut fallbacks = 0;
+    for i in 0..16 {
+        let p = p0 + i;
+        let nb = neighbours(p);
+        let (pk, slow) = if finite >> i & 1 != 0 {
+            pick_finite::<V>(im, sc, p, nb, &acc[i], _mm512_set1_ps(t[i]))
+        } else {
+            float64_peak::<V>(im, sc, p, nb)
+        };
+        // SAFETY: p < n_pixels ≤ peak.len() (asserted above).
+        unsafe { *sc.peak.get_unchecked_mut(p) = pk };
+        fallbacks += usize::from(slow);
+    }
+    fallbacks
+}
+
+/// The peak of pixel `p` (neighbours `nb`) among the candidate samples `bits` of its
+/// float32 screen (at least two), and whether it needed float64 sums: the first candidate
+/// when it is an exact repeat, else the float64 sums of the candidates in ctapipe's order.
+#[inline(never)] // off the hot loop: only pixels with several candidates come here
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn settle<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p: usize,
+    nb: &[u32],
+    mut bits: u64,
+) -> (u32, bool) {
+    let ns = im.n_samples;
+    let stride = 16 * V;
+    let wave = &sc.wave[..];
+    let lw = im.local_weight;
     // Several candidates: the exact-repeat test of the AVX2 build (every term bitwise equal
     // at each candidate to its value at the first candidate s0 makes all candidates' float64
     // sums the same operations on the same values, so numpy's first argmax is s0).
@@ -762,6 +987,54 @@ mod tests {
         }
     }
 
+    /// `hmax16` against the scalar maximum of each vector, on random values with repeats,
+    /// −∞ lanes (the padding of `lane_max`) and whole −∞ vectors; a NaN in one vector
+    /// changes no other vector's maximum. (Signed zeros compare equal here: with no NaN the
+    /// maximum's value does not depend on the order of the reduction, only the sign of a
+    /// zero maximum may, and `t = max − d` then gives the same compares either way.)
+    #[test]
+    fn hmax16_is_the_maximum_of_each_vector() {
+        if !available() {
+            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+            return;
+        }
+        use rand::Rng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for round in 0..2000 {
+            let mut v = [[0.0f32; 16]; 16];
+            for (i, row) in v.iter_mut().enumerate() {
+                for x in row.iter_mut() {
+                    *x = match rng.random_range(0..8) {
+                        0 => f32::NEG_INFINITY,
+                        1 => 3.0, // repeats
+                        _ => rng.random_range(-100.0f32..100.0),
+                    };
+                }
+                if (round + i) % 37 == 0 {
+                    row.fill(f32::NEG_INFINITY);
+                }
+            }
+            let nan_at = (round % 3 == 0).then_some(round % 16);
+            if let Some(i) = nan_at {
+                v[i][round % 16] = f32::NAN;
+            }
+            // SAFETY: the features checked above; 16 floats per load and store.
+            let got = unsafe {
+                let m = v.map(|r| _mm512_loadu_ps(r.as_ptr()));
+                let mut out = [0.0f32; 16];
+                _mm512_storeu_ps(out.as_mut_ptr(), hmax16(&m));
+                out
+            };
+            for i in 0..16 {
+                if Some(i) == nan_at {
+                    continue;
+                }
+                let want = v[i].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                assert_eq!(got[i], want, "round {round} vector {i}");
+            }
+        }
+    }
+
     /// Reciprocals taken as exact only for powers of two with a normal inverse.
     #[test]
     fn exact_reciprocals() {
@@ -794,6 +1067,19 @@ mod tests {
         }
     }
 
+    /// Every row by `r1_range` in three calls (rows 0–2: a pair and a single row; then up
+    /// to the last row; then the last row alone), as `passes` converts them in chunks.
+    fn r1_range_in_parts<const V: usize>(im: &FusedImage, sc: &mut FusedScratch) {
+        let np = im.n_pixels;
+        r1_check::<V>(im, sc);
+        // SAFETY: the caller checked the features; `r1_check` passed; 0 ≤ 3 ≤ np − 1 ≤ np.
+        unsafe {
+            r1_range::<V>(im, sc, 0, 3);
+            r1_range::<V>(im, sc, 3, np - 1);
+            r1_range::<V>(im, sc, np - 1, np);
+        }
+    }
+
     /// The R1 rows and their largest |value| against the scalar R1 and
     /// `calib::max_abs_and_constant` on random rows: every length 2..=64 (whole and partial
     /// last vectors, the masked tail load ending exactly at the end of the sample buffer for
@@ -818,25 +1104,32 @@ mod tests {
             let (np, im) = (case.np, case.image());
             let stride = 16 * ns.div_ceil(16);
             let mut sc = case.scratch(stride);
-            // one row at a time (round 0), then two interleaved (round 1)
-            for (round, p) in (0..2).flat_map(|r| (0..np).map(move |p| (r, p))) {
+            // one row at a time (round 0), two interleaved (round 1), then all rows by
+            // `r1_range` from scratch (round 2)
+            for (round, p) in (0..3).flat_map(|r| (0..np).map(move |p| (r, p))) {
+                if round == 2 && p == 0 {
+                    sc.wave.fill(f32::NAN);
+                    sc.maxabs.fill(f32::NAN);
+                    match ns.div_ceil(16) {
+                        1 => r1_range_in_parts::<1>(&im, &mut sc),
+                        2 => r1_range_in_parts::<2>(&im, &mut sc),
+                        3 => r1_range_in_parts::<3>(&im, &mut sc),
+                        _ => r1_range_in_parts::<4>(&im, &mut sc),
+                    }
+                }
                 // SAFETY: the features checked above; the lengths of the contract.
                 unsafe {
-                    if round == 0 {
-                        match ns.div_ceil(16) {
-                            1 => r1_row::<1, 1>(&im, &mut sc, [p]),
-                            2 => r1_row::<2, 1>(&im, &mut sc, [p]),
-                            3 => r1_row::<3, 1>(&im, &mut sc, [p]),
-                            _ => r1_row::<4, 1>(&im, &mut sc, [p]),
-                        }
-                    } else {
-                        let q = (p + 7) % np;
-                        match ns.div_ceil(16) {
-                            1 => r1_row::<1, 2>(&im, &mut sc, [p, q]),
-                            2 => r1_row::<2, 2>(&im, &mut sc, [p, q]),
-                            3 => r1_row::<3, 2>(&im, &mut sc, [p, q]),
-                            _ => r1_row::<4, 2>(&im, &mut sc, [p, q]),
-                        }
+                    let q = (p + 7) % np;
+                    match (round, ns.div_ceil(16)) {
+                        (0, 1) => r1_row::<1, 1>(&im, &mut sc, [p]),
+                        (0, 2) => r1_row::<2, 1>(&im, &mut sc, [p]),
+                        (0, 3) => r1_row::<3, 1>(&im, &mut sc, [p]),
+                        (0, _) => r1_row::<4, 1>(&im, &mut sc, [p]),
+                        (1, 1) => r1_row::<1, 2>(&im, &mut sc, [p, q]),
+                        (1, 2) => r1_row::<2, 2>(&im, &mut sc, [p, q]),
+                        (1, 3) => r1_row::<3, 2>(&im, &mut sc, [p, q]),
+                        (1, _) => r1_row::<4, 2>(&im, &mut sc, [p, q]),
+                        _ => {} // converted above
                     }
                 }
                 let r1 = case.r1(p);

@@ -2,7 +2,7 @@
 //! quality gate on the cleaned pixels, then every parameter set in the telescope frame (and
 //! Hillas/timing also in the camera frame).
 
-use crate::cleaning::{Tailcuts, tailcuts_clean};
+use crate::cleaning::{CleanScratch, Tailcuts, tailcuts_clean_listed};
 use crate::concentration::{Concentration, concentration_parameters};
 use crate::geometry::CameraGeometry;
 use crate::hillas::{FrameView, HillasParameters, hillas_parameters};
@@ -60,7 +60,7 @@ pub struct ImageParameters {
 /// Scratch buffers for [`process_image`].
 #[derive(Debug, Default)]
 pub struct ImageScratch {
-    flags: Vec<u8>,
+    clean: CleanScratch,
     idx: Vec<u32>,
     f32buf: Vec<f32>,
     f32buf2: Vec<f32>,
@@ -105,10 +105,8 @@ pub fn process_image_with(
     s: &mut ImageScratch,
     mask: &mut Vec<bool>,
 ) -> ImageParameters {
-    tailcuts_clean(geom, image, tailcuts, &mut s.flags, mask);
-    s.idx.clear();
-    s.idx
-        .extend((0..mask.len()).filter(|&i| mask[i]).map(|i| i as u32));
+    // the mask and its set pixels in ascending order
+    tailcuts_clean_listed(geom, image, tailcuts, &mut s.clean, mask, &mut s.idx);
     let image_sum_all = f64::from(np_sum_f32(image));
     s.f32buf.clear();
     s.f32buf.extend(s.idx.iter().map(|&i| image[i as usize]));
