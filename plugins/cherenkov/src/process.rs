@@ -249,46 +249,28 @@ impl Chain<'_> {
             .map(|m| (f64::from(m.xcore), f64::from(m.ycore)))
             .unwrap_or((f64::NAN, f64::NAN));
         let floor = p.display.as_ref().map(|d| d.params.hillas.intensity);
+        // Every image uses its thread's scratch (see `TEL_SCRATCH`).
+        let one = |te| {
+            TEL_SCRATCH.with(|s| {
+                let s = &mut *s.borrow_mut();
+                self.telescope(
+                    ev,
+                    te,
+                    true_core,
+                    floor,
+                    &mut s.cs,
+                    &mut s.is,
+                    &mut s.dl1,
+                    &mut s.mask,
+                )
+            })
+        };
         let outcomes: Vec<Result<TelOutcome, RunError>> =
             if ev.telescopes.len() > 1 && rayon::current_num_threads() > 1 {
                 use rayon::prelude::*;
-                ev.telescopes
-                    .par_iter()
-                    .map(|te| {
-                        TEL_SCRATCH.with(|s| {
-                            let s = &mut *s.borrow_mut();
-                            self.telescope(
-                                ev,
-                                te,
-                                true_core,
-                                floor,
-                                &mut s.cs,
-                                &mut s.is,
-                                &mut s.dl1,
-                                &mut s.mask,
-                            )
-                        })
-                    })
-                    .collect()
+                ev.telescopes.par_iter().map(one).collect()
             } else {
-                TEL_SCRATCH.with(|s| {
-                    let s = &mut *s.borrow_mut();
-                    ev.telescopes
-                        .iter()
-                        .map(|te| {
-                            self.telescope(
-                                ev,
-                                te,
-                                true_core,
-                                floor,
-                                &mut s.cs,
-                                &mut s.is,
-                                &mut s.dl1,
-                                &mut s.mask,
-                            )
-                        })
-                        .collect()
-                })
+                ev.telescopes.iter().map(one).collect()
             };
         let mut tels = Vec::with_capacity(outcomes.len());
         let mut inputs = Vec::new();
