@@ -597,8 +597,8 @@ fn calibrate_impl<const K: u8>(
 /// ctapipe `extract_around_peak` of one waveform `w` (its `n_samples` samples): the window
 /// `[peak − shift, peak − shift + width)` clipped to the trace, summed in float64, and the
 /// peak time as the positive-weighted mean sample index (the peak itself when no sample is
-/// positive), stored as float32 before and after the division by the sampling rate [GHz].
-/// Returns (charge, peak time [ns]) as float32; shared by the baseline build and the scalar
+/// positive), stored as float32 before and after the division by the sampling rate (GHz).
+/// Returns (charge, peak time (ns)) as float32; shared by the baseline build and the scalar
 /// pixels of `calib_avx2`, which must stay bit-identical.
 #[inline(always)]
 pub(crate) fn extract_around_peak(

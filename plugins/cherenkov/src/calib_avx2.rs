@@ -18,7 +18,7 @@
 
 use std::arch::x86_64::*;
 
-/// Longest waveform [samples] the fused path takes (8 vectors of 8 floats).
+/// Longest waveform (samples) the fused path takes (8 vectors of 8 floats).
 pub(crate) const MAX_SAMPLES: usize = 64;
 
 /// Reusable buffers of [`neighbor_window_sum`] (and of the AVX-512 build's).
@@ -131,7 +131,7 @@ pub(crate) struct FusedImage<'a> {
     pub pedestal: &'a [f32],
     /// dc_to_pe, `[g][p]`.
     pub dc_to_pe: &'a [f32],
-    /// Peak-time offsets [ns], `[g][p]`.
+    /// Peak-time offsets (ns), `[g][p]`.
     pub time_shift: &'a [f32],
     /// Neighbour CSR (without broken pixels) as ctapipe sums it.
     pub indptr: &'a [u32],
@@ -139,11 +139,11 @@ pub(crate) struct FusedImage<'a> {
     pub indices: &'a [u32],
     /// Own-waveform weight.
     pub local_weight: f64,
-    /// Window width [samples].
+    /// Window width (samples).
     pub width: usize,
-    /// Window start before the peak [samples].
+    /// Window start before the peak (samples).
     pub shift: i64,
-    /// Sampling rate [GHz].
+    /// Sampling rate (GHz).
     pub rate: f64,
     /// Integration correction per gain.
     pub correction: &'a [f64],

@@ -125,7 +125,7 @@ fn f32_to_f16(v: f32) -> u16 {
 
 // ---------------------------------------------------------------- camera and model
 
-/// Pixel pitch (flat-to-flat) [m] and focal length [m] of the toy camera (LSTCam-like).
+/// Pixel pitch (flat-to-flat) (m) and focal length (m) of the toy camera (LSTCam-like).
 const PITCH: f64 = 0.05;
 const FOCAL: f32 = 28.0;
 const N_PIX: usize = 1855;

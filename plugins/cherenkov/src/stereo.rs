@@ -78,7 +78,7 @@ fn unit_spherical(lon: f64, lat: f64) -> V3 {
     [cb * cl, cb * sl, sb]
 }
 
-/// TelescopeFrame (fov_lon, fov_lat) [rad] around a pointing (az, alt) → AltAz unit vector
+/// TelescopeFrame (fov_lon, fov_lat) (rad) around a pointing (az, alt) → AltAz unit vector
 /// (`telescope_to_altaz` = transpose of `R_y(−alt) R_z(az)`).
 pub(crate) fn telescope_to_altaz(lon: f64, lat: f64, az: f64, alt: f64) -> V3 {
     let v = unit_spherical(lon, lat);
@@ -86,7 +86,7 @@ pub(crate) fn telescope_to_altaz(lon: f64, lat: f64, az: f64, alt: f64) -> V3 {
     rot_z(-az, rot_y(alt, v))
 }
 
-/// AltAz unit vector → TelescopeFrame (lon, lat) [rad] around a pointing.
+/// AltAz unit vector → TelescopeFrame (lon, lat) (rad) around a pointing.
 pub(crate) fn altaz_to_telescope(v: V3, az: f64, alt: f64) -> (f64, f64) {
     let t = rot_y(-alt, rot_z(az, v));
     (t[1].atan2(t[0]), t[2].atan2(t[0].hypot(t[1])))
