@@ -631,6 +631,9 @@ fn isr_median_rows_i32(
                     let v: Vec<i32> = (0..nx).map(|i| be_at(src, i)).collect();
                     let (mn, mx) = (v.iter().copied().min(), v.iter().copied().max());
                     let med = kth_i32(&v, nx / 2, mn.unwrap_or(0), mx.unwrap_or(0));
+                    // Within +-2^21, inside the +-2^22 `IntHist::start` accepts (a provisional
+                    // edge that far out only means the counts end up invalid: values beyond
+                    // +-2^22 ADU are outside every valid unit histogram anyway).
                     let l = (med as i64 - lev2 / 2 - (crate::clip::UNIT_BINS / 2) as i64)
                         .clamp(-(1 << 21), 1 << 21) as i32;
                     h.start(n, l);
