@@ -235,6 +235,22 @@ fn abs_max(a: __m512, b: __m512) -> __m512 {
     _mm512_range_ps::<0b1011>(a, b)
 }
 
+/// The 16 lanes of `a` and the 16 lanes of `b` each reduced by `op` (a maximum): lanes 0–7
+/// of the result hold `a`'s, lanes 8–15 `b`'s. 128-bit quarters (a0, a1, b0, b1) against
+/// (a2, a3, b2, b3), then the quarters within each half, pairs and neighbours: one
+/// reduction for two rows or pixels.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce_halves(a: __m512, b: __m512, op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
+    let z = op(
+        _mm512_shuffle_f32x4::<0b0100_0100>(a, b),
+        _mm512_shuffle_f32x4::<0b1110_1110>(a, b),
+    );
+    let z = op(z, _mm512_shuffle_f32x4::<0b1011_0001>(z, z));
+    let z = op(z, _mm512_permute_ps::<0b0100_1110>(z));
+    op(z, _mm512_permute_ps::<0b1011_0001>(z))
+}
+
 /// R1 = (ADC − pedestal) · dc_to_pe in float32 for the selected gain of each pixel `p` of
 /// `pix` (`G` ≤ 2 rows, their reductions shared), with the row's largest |value| taken from
 /// the R1 vectors themselves with `vrangeps` (largest magnitude, sign cleared). When every
@@ -314,15 +330,8 @@ unsafe fn r1_row<const V: usize, const G: usize>(
     if G == 1 {
         lanes[1] = lanes[0];
     }
-    // the two rows' lanes reduced together: 128-bit quarters (a0, a1, b0, b1) against (a2,
-    // a3, b2, b3), then quarters within each half, pairs and neighbours
-    let mut z = abs_max(
-        _mm512_shuffle_f32x4::<0b0100_0100>(lanes[0], lanes[1]),
-        _mm512_shuffle_f32x4::<0b1110_1110>(lanes[0], lanes[1]),
-    );
-    z = abs_max(z, _mm512_shuffle_f32x4::<0b1011_0001>(z, z));
-    z = abs_max(z, _mm512_permute_ps::<0b0100_1110>(z));
-    z = abs_max(z, _mm512_permute_ps::<0b1011_0001>(z));
+    // the two rows' lanes reduced together
+    let z = reduce_halves(lanes[0], lanes[1], |x, y| abs_max(x, y));
     let m = [
         _mm512_cvtss_f32(z),
         _mm_cvtss_f32(_mm512_extractf32x4_ps::<2>(z)),
@@ -354,15 +363,7 @@ fn peak_pair<const V: usize>(
         (acc[i], bound[i]) = sums::<V>(im, sc, pix[i], nbs[i]);
         m[i] = lane_max::<V>(&acc[i], im.n_samples);
     }
-    // 128-bit quarters (a0, a1, b0, b1) against (a2, a3, b2, b3): eight lanes per pixel
-    let mut z = _mm512_max_ps(
-        _mm512_shuffle_f32x4::<0b0100_0100>(m[0], m[1]),
-        _mm512_shuffle_f32x4::<0b1110_1110>(m[0], m[1]),
-    );
-    // swap the quarters within each pixel's half, then pairs and neighbours
-    z = _mm512_max_ps(z, _mm512_shuffle_f32x4::<0b1011_0001>(z, z));
-    z = _mm512_max_ps(z, _mm512_permute_ps::<0b0100_1110>(z));
-    z = _mm512_max_ps(z, _mm512_permute_ps::<0b1011_0001>(z));
+    let z = reduce_halves(m[0], m[1], |x, y| _mm512_max_ps(x, y));
     // lanes 0–7 hold the maximum of the first pixel, lanes 8–15 that of the second:
     // broadcast each
     let best = [
