@@ -33,6 +33,14 @@ pub(crate) struct FusedScratch {
     pub(crate) maxabs: Vec<f32>,
     /// Peak sample per pixel.
     pub(crate) peak: Vec<u32>,
+    /// Pixel `j`'s row is row `j & row_mask` of `wave`: every pixel has its own row
+    /// (`usize::MAX`, set by [`FusedScratch::prepare`]), or the AVX-512 build's rows form a
+    /// ring of `row_mask + 1` rows (a power of two), reused while the image is calibrated
+    /// (`calib_avx512::ring_rows`).
+    pub(crate) row_mask: usize,
+    /// The ring size last used for a camera of so many pixels: `(n_pixels, rows)` (a hint
+    /// only; `calib_avx512` checks every image against it).
+    pub(crate) ring_hints: Vec<(usize, usize)>,
 }
 
 impl FusedScratch {
@@ -60,6 +68,7 @@ impl FusedScratch {
         let max_index = im.indices.iter().fold(0u32, |m, &j| m.max(j));
         assert!(im.indices.is_empty() || (max_index as usize) < np);
         self.wave.grow_to(np * stride + 8);
+        self.row_mask = usize::MAX;
         self.maxabs.resize(np, 0.0);
         self.peak.resize(np, 0);
     }
@@ -448,7 +457,10 @@ fn peak_of<const V: usize>(
     let n_terms = (nb.len() + 3) as f32;
     let d = 4.0 * n_terms * unit * bound;
     if !(best.is_finite() && d.is_finite()) {
-        return (exact_peak(wave, stride, ns, p, nb, lw) as u32, true);
+        return (
+            exact_peak(wave, stride, usize::MAX, ns, p, nb, lw) as u32,
+            true,
+        );
     }
     let mut bits = candidates::<V>(&acc, _mm256_set1_ps(best - d));
     if bits.count_ones() == 1 {
@@ -506,11 +518,12 @@ fn peak_of<const V: usize>(
 }
 
 /// The float64 neighbour peak of one pixel, one sample at a time in ctapipe's order (rows of
-/// `stride` floats), numpy's first argmax ignoring NaN as `calib::neighbor_peaks_reference`
-/// (shared with `calib_avx512`).
+/// `stride` floats, pixel `j` in row `j & row_mask`), numpy's first argmax ignoring NaN as
+/// `calib::neighbor_peaks_reference` (shared with `calib_avx512`).
 pub(crate) fn exact_peak(
     wave: &[f32],
     stride: usize,
+    row_mask: usize,
     ns: usize,
     p: usize,
     nb: &[u32],
@@ -519,9 +532,9 @@ pub(crate) fn exact_peak(
     let mut best = f64::NEG_INFINITY;
     let mut best_s = 0;
     for s in 0..ns {
-        let mut v = f64::from(wave[p * stride + s]) * lw;
+        let mut v = f64::from(wave[(p & row_mask) * stride + s]) * lw;
         for &j in nb {
-            v += f64::from(wave[j as usize * stride + s]);
+            v += f64::from(wave[(j as usize & row_mask) * stride + s]);
         }
         if v > best {
             best = v;
@@ -709,7 +722,8 @@ impl Extractor {
         peak_time: &mut [f32],
     ) {
         let np = im.n_pixels;
-        let w = &sc.wave[p * self.stride..p * self.stride + im.n_samples];
+        let r = (p & sc.row_mask) * self.stride;
+        let w = &sc.wave[r..r + im.n_samples];
         let pk = i64::from(sc.peak[p]);
         let (q, t) = crate::calib::extract_around_peak(w, pk, self.shift, self.width, im.rate);
         let g = usize::from(im.gain[p]);
@@ -794,6 +808,8 @@ pub(crate) mod tests {
                 wave: LineAligned::filled(self.np * stride + 8, 0.0),
                 maxabs: vec![0.0; self.np],
                 peak: vec![0; self.np],
+                row_mask: usize::MAX,
+                ring_hints: Vec::new(),
             }
         }
 
