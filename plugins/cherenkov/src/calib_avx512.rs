@@ -1020,13 +1020,21 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// Whether this CPU lacks what the kernel needs (the test is then skipped, with a notice).
+    fn skip_without_avx512() -> bool {
+        let skip = !available();
+        if skip {
+            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+        }
+        skip
+    }
+
     /// `abs_max` (vrangeps): the larger magnitude with the sign cleared; +inf for an
     /// infinite operand; NaN for two NaNs, but the other operand for one (quiet) NaN — which
     /// `r1_row` relies on only through rows where NaN comes with NaN or ±inf in every lane.
     #[test]
     fn abs_max_semantics() {
-        if !available() {
-            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+        if skip_without_avx512() {
             return;
         }
         let cases = [
@@ -1060,8 +1068,7 @@ mod tests {
     /// zero maximum may, and `t = max − d` then gives the same compares either way.)
     #[test]
     fn hmax16_is_the_maximum_of_each_vector() {
-        if !available() {
-            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+        if skip_without_avx512() {
             return;
         }
         use rand::Rng;
@@ -1110,8 +1117,7 @@ mod tests {
     /// camera's reach and stays there.
     #[test]
     fn ring_of_rows_gives_the_rows_of_every_pixel() {
-        if !available() {
-            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+        if skip_without_avx512() {
             return;
         }
         use rand::Rng;
@@ -1253,8 +1259,7 @@ mod tests {
     /// largest value expected).
     #[test]
     fn r1_rows_equal_the_scalar_conversion() {
-        if !available() {
-            eprintln!("no AVX-512 F/BW/VL/DQ: the AVX-512 kernel is not used on this CPU");
+        if skip_without_avx512() {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
