@@ -207,7 +207,7 @@ fn passes<const V: usize>(
     unsafe { r1_range::<V>(im, sc, r1_done, np) };
     if blocks < np {
         let tail = &indices[indptr[blocks] as usize..indptr[np] as usize];
-        let lo = tail.iter().copied().min().unwrap_or(0).min(blocks as u32);
+        let lo = tail.iter().fold(blocks as u32, |m, &j| m.min(j));
         reach = reach.max(np - lo as usize);
         if reach > ring {
             return Err(RingTooSmall);
