@@ -44,6 +44,13 @@ pub(crate) struct FusedScratch {
 }
 
 impl FusedScratch {
+    /// Index in `wave` of the first float of pixel `j`'s row of `stride` floats (row
+    /// `j & row_mask`: the pixel's own row, or its place in the AVX-512 build's ring).
+    #[inline(always)]
+    pub(crate) fn row_start(&self, j: usize, stride: usize) -> usize {
+        (j & self.row_mask) * stride
+    }
+
     /// The checks both kernels make on entry (`2 ≤ n_samples ≤ 64`, consistent lengths,
     /// every neighbour index a pixel, so the peak search reads its rows unchecked; a panic is
     /// the only failure) and the buffers sized for rows of `stride` floats: every row is
@@ -457,10 +464,7 @@ fn peak_of<const V: usize>(
     let n_terms = (nb.len() + 3) as f32;
     let d = 4.0 * n_terms * unit * bound;
     if !(best.is_finite() && d.is_finite()) {
-        return (
-            exact_peak(wave, stride, usize::MAX, ns, p, nb, lw) as u32,
-            true,
-        );
+        return (exact_peak(sc, stride, ns, p, nb, lw) as u32, true);
     }
     let mut bits = candidates::<V>(&acc, _mm256_set1_ps(best - d));
     if bits.count_ones() == 1 {
@@ -518,23 +522,23 @@ fn peak_of<const V: usize>(
 }
 
 /// The float64 neighbour peak of one pixel, one sample at a time in ctapipe's order (rows of
-/// `stride` floats, pixel `j` in row `j & row_mask`), numpy's first argmax ignoring NaN as
-/// `calib::neighbor_peaks_reference` (shared with `calib_avx512`).
+/// `stride` floats, pixel `j` in [`FusedScratch::row_start`]), numpy's first argmax ignoring
+/// NaN as `calib::neighbor_peaks_reference` (shared with `calib_avx512`).
 pub(crate) fn exact_peak(
-    wave: &[f32],
+    sc: &FusedScratch,
     stride: usize,
-    row_mask: usize,
     ns: usize,
     p: usize,
     nb: &[u32],
     lw: f64,
 ) -> usize {
+    let wave = &sc.wave[..];
     let mut best = f64::NEG_INFINITY;
     let mut best_s = 0;
     for s in 0..ns {
-        let mut v = f64::from(wave[(p & row_mask) * stride + s]) * lw;
+        let mut v = f64::from(wave[sc.row_start(p, stride) + s]) * lw;
         for &j in nb {
-            v += f64::from(wave[(j as usize & row_mask) * stride + s]);
+            v += f64::from(wave[sc.row_start(j as usize, stride) + s]);
         }
         if v > best {
             best = v;
@@ -722,7 +726,7 @@ impl Extractor {
         peak_time: &mut [f32],
     ) {
         let np = im.n_pixels;
-        let r = (p & sc.row_mask) * self.stride;
+        let r = sc.row_start(p, self.stride);
         let w = &sc.wave[r..r + im.n_samples];
         let pk = i64::from(sc.peak[p]);
         let (q, t) = crate::calib::extract_around_peak(w, pk, self.shift, self.width, im.rate);

@@ -354,8 +354,9 @@ unsafe fn r1_row<const V: usize, const G: usize>(
         };
         // SAFETY: (i + 1)·ns ≤ samples.len() (contract).
         let src = unsafe { im.samples.as_ptr().add(i * ns) };
-        // SAFETY: ((p & row_mask) + 1)·stride ≤ (p + 1)·stride ≤ wave.len() (contract).
-        let dst = unsafe { sc.wave.as_mut_ptr().add((p & sc.row_mask) * stride) };
+        let start = sc.row_start(p, stride);
+        // SAFETY: start + stride ≤ (p + 1)·stride ≤ wave.len() (contract).
+        let dst = unsafe { sc.wave.as_mut_ptr().add(start) };
         // SAFETY: ns ≥ 1 samples at src.
         let first = _mm256_set1_epi16(unsafe { *src } as i16);
         let mut rs = [_mm512_setzero_ps(); V];
@@ -470,7 +471,7 @@ fn sums<const V: usize>(
     nb: &[u32],
 ) -> ([__m512; V], f32) {
     let stride = 16 * V;
-    let (wave, maxabs, mask) = (&sc.wave[..], &sc.maxabs[..], sc.row_mask);
+    let (wave, maxabs) = (&sc.wave[..], &sc.maxabs[..]);
     let lw = im.local_weight;
     // As in the AVX2 build, no separate check for rows that are all constant: the
     // exact-repeat test below settles them (sample 0), the float64 path the non-finite ones.
@@ -489,13 +490,13 @@ fn sums<const V: usize>(
     // test — is unchanged.
     let mut acc = [_mm512_setzero_ps(); V];
     debug_assert!(wave.len() >= maxabs.len() * stride);
-    // SAFETY (of every call): j < n_pixels (checked on entry), so the row of j
-    // (j & mask)·stride.. + stride lies in `wave` (n_pixels·stride + 8 floats) and j in
+    // SAFETY (of every call): j < n_pixels (checked on entry), so the row of j,
+    // row_start(j).. + stride, lies in `wave` (n_pixels·stride + 8 floats) and j in
     // `maxabs` (n_pixels).
     let row = |j: u32| unsafe {
         let j = j as usize;
         (
-            wave.as_ptr().add((j & mask) * stride),
+            wave.as_ptr().add(sc.row_start(j, stride)),
             *maxabs.get_unchecked(j),
         )
     };
@@ -529,7 +530,7 @@ fn sums<const V: usize>(
         bound
     };
     if lw != 0.0 {
-        let own = &wave[(p & mask) * stride..][..stride];
+        let own = &wave[sc.row_start(p, stride)..][..stride];
         let w = _mm512_set1_ps(lw as f32);
         for (q, a) in acc.iter_mut().enumerate() {
             // SAFETY: `own` holds 16·V floats.
@@ -603,10 +604,7 @@ fn float64_peak<const V: usize>(
     nb: &[u32],
 ) -> (u32, bool) {
     let (stride, lw) = (16 * V, im.local_weight);
-    (
-        exact_peak(&sc.wave, stride, sc.row_mask, im.n_samples, p, nb, lw) as u32,
-        true,
-    )
+    (exact_peak(sc, stride, im.n_samples, p, nb, lw) as u32, true)
 }
 
 /// [`pick`] for a finite threshold `t` (checked by the caller).
@@ -790,7 +788,7 @@ fn settle<const V: usize>(
             *e = _mm512_mask_cmpeq_epi32_mask(*e, x, r0);
         }
     };
-    let row = |j: usize| &wave[(j & sc.row_mask) * stride..][..stride];
+    let row = |j: usize| &wave[sc.row_start(j, stride)..][..stride];
     if lw != 0.0 {
         same_as_s0(row(p));
     }
@@ -925,11 +923,10 @@ impl Extractor {
             // SAFETY: 8 i32.
             unsafe { _mm256_storeu_si256(offs.as_mut_ptr().cast(), first) };
             let row = |l: usize| {
-                // SAFETY: with r = (p + l) & row_mask ≤ p + l < np, r·stride + min(start, ns)
-                // + 8 ≤ np·stride + 8 ≤ wave.len() (asserted above; l < 8, offs ≤ ns ≤
-                // stride).
-                let r = (p + l) & sc.row_mask;
-                unsafe { _mm256_loadu_ps(base.add(r * self.base.stride + offs[l] as usize)) }
+                // SAFETY: row_start(p + l) + min(start, ns) + 8 ≤ (p + l)·stride + ns + 8 ≤
+                // np·stride + 8 ≤ wave.len() (asserted above; l < 8, offs ≤ ns ≤ stride).
+                let r = sc.row_start(p + l, self.base.stride);
+                unsafe { _mm256_loadu_ps(base.add(r + offs[l] as usize)) }
             };
             let pair =
                 |l: usize| _mm512_insertf32x8::<1>(_mm512_castps256_ps512(row(l)), row(l + 1));
