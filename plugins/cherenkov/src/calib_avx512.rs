@@ -556,30 +556,6 @@ fn decide<const V: usize>(
     bound: f32,
 ) -> (u32, bool) {
     let t = _mm512_sub_ps(m, _mm512_set1_ps(margin(nb, bound)));
-    pick::<V>(im, sc, p, nb, acc, t)
-}
-
-/// The screen's margin d = 4·n·u·A for a pixel with neighbours `nb` and bound A: samples
-/// whose float32 sum is at least `best − d` are the candidates (`calib::neighbor_peaks`).
-#[inline]
-fn margin(nb: &[u32], bound: f32) -> f32 {
-    let unit = f32::EPSILON / 2.0; // 2^-24
-    let n_terms = (nb.len() + 3) as f32;
-    4.0 * n_terms * unit * bound
-}
-
-/// The peak of pixel `p` from its sums `acc` and the threshold `t` = best − d (lane 0; in
-/// every lane when no sum is NaN), and whether it needed float64 sums.
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn pick<const V: usize>(
-    im: &FusedImage,
-    sc: &FusedScratch,
-    p: usize,
-    nb: &[u32],
-    acc: &[__m512; V],
-    t: __m512,
-) -> (u32, bool) {
     // The screen needs the float32 maximum `best` and `d` finite. A finite t = best − d
     // implies both (an infinite or NaN operand gives an infinite or NaN difference, d ≥ 0);
     // the converse can fail only by an overflow of the difference, and then the float64
@@ -592,6 +568,15 @@ fn pick<const V: usize>(
         return float64_peak::<V>(im, sc, p, nb);
     }
     pick_finite::<V>(im, sc, p, nb, acc, t)
+}
+
+/// The screen's margin d = 4·n·u·A for a pixel with neighbours `nb` and bound A: samples
+/// whose float32 sum is at least `best − d` are the candidates (`calib::neighbor_peaks`).
+#[inline]
+fn margin(nb: &[u32], bound: f32) -> f32 {
+    let unit = f32::EPSILON / 2.0; // 2^-24
+    let n_terms = (nb.len() + 3) as f32;
+    4.0 * n_terms * unit * bound
 }
 
 /// The peak of pixel `p` by the float64 sums of every sample ([`exact_peak`]), for a
@@ -607,7 +592,8 @@ fn float64_peak<const V: usize>(
     (exact_peak(sc, stride, im.n_samples, p, nb, lw) as u32, true)
 }
 
-/// [`pick`] for a finite threshold `t` (checked by the caller).
+/// The peak of pixel `p` from its sums `acc` and a finite threshold `t` = best − d (checked
+/// by the caller; in every lane), and whether it needed float64 sums.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 fn pick_finite<const V: usize>(
