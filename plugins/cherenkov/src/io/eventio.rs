@@ -87,20 +87,8 @@ fn decode_header(
 pub struct TopLevelReader {
     inner: Box<dyn Read + Send>,
     offset: u64,
-}
-
-/// Read as much as possible into `buf`; returns the number of bytes read (< len only at EOF).
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
+    /// Why the decompressed data ended early (a compressed file cut short), once it has.
+    cut: Option<String>,
 }
 
 /// Largest payload we accept for one top-level object (a sanity bound against corrupt lengths).
@@ -109,7 +97,11 @@ const MAX_OBJECT_BYTES: u64 = 4 << 30;
 impl TopLevelReader {
     /// Wrap a decompressed stream positioned at its start.
     pub fn new(inner: Box<dyn Read + Send>) -> Self {
-        Self { inner, offset: 0 }
+        Self {
+            inner,
+            offset: 0,
+            cut: None,
+        }
     }
 
     /// Bytes of the decompressed stream consumed so far.
@@ -125,16 +117,21 @@ impl TopLevelReader {
     ) -> Result<Option<ObjectHeader>, FrameError> {
         let start = self.offset;
         let mut head = [0u8; 16];
-        let n =
-            read_full(self.inner.as_mut(), &mut head).map_err(|e| FrameError::Io(e.to_string()))?;
+        let n = self.read_full(&mut head, start, || "in the object header".into())?;
         if n == 0 {
-            return Ok(None);
+            return match &self.cut {
+                None => Ok(None),
+                Some(cut) => Err(FrameError::Truncated {
+                    offset: start,
+                    what: format!("the data stop between two objects: {cut}"),
+                }),
+            };
         }
         if n < 16 {
-            return Err(FrameError::Truncated {
-                offset: start,
-                what: format!("object header cut short ({n} of 16 bytes present)"),
-            });
+            return Err(self.truncated(
+                start,
+                format!("object header cut short ({n} of 16 bytes present)"),
+            ));
         }
         if head[0..4] != SYNC_LE {
             return Err(FrameError::Corrupt {
@@ -151,13 +148,9 @@ impl TopLevelReader {
         let mut header_len = 16u64;
         let ext = if w0 & (1 << 17) != 0 {
             let mut e = [0u8; 4];
-            let n = read_full(self.inner.as_mut(), &mut e)
-                .map_err(|e| FrameError::Io(e.to_string()))?;
+            let n = self.read_full(&mut e, start, || "in the object header".into())?;
             if n < 4 {
-                return Err(FrameError::Truncated {
-                    offset: start,
-                    what: "extension word cut short".into(),
-                });
+                return Err(self.truncated(start, "extension word cut short".into()));
             }
             header_len += 4;
             Some(u32::from_le_bytes(e))
@@ -177,22 +170,69 @@ impl TopLevelReader {
         let len = h.length as usize;
         payload.clear();
         payload.resize(len, 0);
-        let got =
-            read_full(self.inner.as_mut(), payload).map_err(|e| FrameError::Io(e.to_string()))?;
+        let got = self.read_full(payload, start, || {
+            format!(
+                "in the payload of object type {} ({})",
+                h.type_,
+                type_name(h.type_)
+            )
+        })?;
         self.offset += header_len + got as u64;
         if got < len {
-            return Err(FrameError::Truncated {
-                offset: start,
-                what: format!(
+            return Err(self.truncated(
+                start,
+                format!(
                     "object type {} ({}) declares {} payload bytes but the stream ends after {}",
                     h.type_,
                     type_name(h.type_),
                     len,
                     got
                 ),
-            });
+            ));
         }
         Ok(Some(h))
+    }
+
+    /// Read as much as possible into `buf`; returns the number of bytes read (< len only at
+    /// the end of the data). A compressed file cut short ends the data as well, and `cut`
+    /// then says why (the decompressor's [`std::io::ErrorKind::UnexpectedEof`], see
+    /// `io::open_stream`). Corrupt compressed data is a [`FrameError::Corrupt`] at `offset`,
+    /// where the object being read starts, `part` saying which part of it was being read.
+    fn read_full(
+        &mut self,
+        buf: &mut [u8],
+        offset: u64,
+        part: impl Fn() -> String,
+    ) -> Result<usize, FrameError> {
+        let mut got = 0;
+        while got < buf.len() && self.cut.is_none() {
+            match self.inner.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.cut = Some(e.to_string());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(FrameError::Corrupt {
+                        offset,
+                        what: format!("{}: {e}", part()),
+                    });
+                }
+                Err(e) => return Err(FrameError::Io(e.to_string())),
+            }
+        }
+        Ok(got)
+    }
+
+    /// The object at `offset` is incomplete: `what` is missing, and why the data ended when a
+    /// compressed file was cut short.
+    fn truncated(&self, offset: u64, what: String) -> FrameError {
+        let what = match &self.cut {
+            Some(cut) => format!("{what}; {cut}"),
+            None => what,
+        };
+        FrameError::Truncated { offset, what }
     }
 }
 
