@@ -511,9 +511,8 @@ fn settle<const V: usize>(
     sc: &FusedScratch,
     p: usize,
     nb: &[u32],
-    mut bits: u64,
+    bits: u64,
 ) -> (u32, bool) {
-    let ns = im.n_samples;
     let stride = 8 * V;
     let wave = &sc.wave[..];
     let lw = im.local_weight;
@@ -547,25 +546,8 @@ fn settle<const V: usize>(
     if bits & !same_bits == 0 {
         return (s0 as u32, false);
     }
-    // near-ties: the float64 sums of the candidates (value ≥ best − d) in ctapipe's order,
-    // first maximum in sample order
-    let own = &wave[p * stride..p * stride + ns];
-    let mut best64 = f64::NEG_INFINITY;
-    let mut best_s = 0u32;
-    while bits != 0 {
-        let s = bits.trailing_zeros();
-        bits &= bits - 1;
-        let si = s as usize;
-        let mut x = f64::from(own[si]) * lw;
-        for &j in nb {
-            x += f64::from(wave[j as usize * stride + si]);
-        }
-        if x > best64 {
-            best64 = x;
-            best_s = s;
-        }
-    }
-    (best_s, true)
+    // near-ties: the float64 sums of the candidates (value ≥ best − d) in ctapipe's order
+    (exact_peak_among(sc, stride, p, nb, lw, bits), true)
 }
 
 /// The float64 neighbour peak of one pixel, one sample at a time in ctapipe's order (rows of
@@ -579,13 +561,30 @@ pub(crate) fn exact_peak(
     nb: &[u32],
     lw: f64,
 ) -> usize {
+    exact_peak_among(sc, stride, p, nb, lw, u64::MAX >> (64 - ns)) as usize
+}
+
+/// [`exact_peak`] among the samples `bits` only (bit `s` for sample `s`, at least one; the
+/// candidates of a screen, among which the float64 maximum lies): the first of them with the
+/// largest float64 sum (shared with `calib_avx512`).
+pub(crate) fn exact_peak_among(
+    sc: &FusedScratch,
+    stride: usize,
+    p: usize,
+    nb: &[u32],
+    lw: f64,
+    mut bits: u64,
+) -> u32 {
     let wave = &sc.wave[..];
     let mut best = f64::NEG_INFINITY;
     let mut best_s = 0;
-    for s in 0..ns {
-        let mut v = f64::from(wave[sc.row_start(p, stride) + s]) * lw;
+    while bits != 0 {
+        let s = bits.trailing_zeros();
+        bits &= bits - 1;
+        let si = s as usize;
+        let mut v = f64::from(wave[sc.row_start(p, stride) + si]) * lw;
         for &j in nb {
-            v += f64::from(wave[sc.row_start(j as usize, stride) + s]);
+            v += f64::from(wave[sc.row_start(j as usize, stride) + si]);
         }
         if v > best {
             best = v;

@@ -45,7 +45,7 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-use crate::calib_avx2::{FusedImage, FusedScratch, exact_peak};
+use crate::calib_avx2::{FusedImage, FusedScratch, exact_peak, exact_peak_among};
 
 /// Whether the CPU has what this build needs (AVX2, AVX-512 F, BW, VL, DQ, BMI1 and POPCNT;
 /// cached by std).
@@ -789,9 +789,8 @@ fn settle<const V: usize>(
     sc: &FusedScratch,
     p: usize,
     nb: &[u32],
-    mut bits: u64,
+    bits: u64,
 ) -> (u32, bool) {
-    let ns = im.n_samples;
     let stride = 16 * V;
     let wave = &sc.wave[..];
     let lw = im.local_weight;
@@ -822,25 +821,8 @@ fn settle<const V: usize>(
     if bits & !same_bits == 0 {
         return (s0 as u32, false);
     }
-    // near-ties: the float64 sums of the candidates (value ≥ best − d) in ctapipe's order,
-    // first maximum in sample order
-    let own = &row(p)[..ns];
-    let mut best64 = f64::NEG_INFINITY;
-    let mut best_s = 0u32;
-    while bits != 0 {
-        let s = bits.trailing_zeros();
-        bits &= bits - 1;
-        let si = s as usize;
-        let mut x = f64::from(own[si]) * lw;
-        for &j in nb {
-            x += f64::from(row(j as usize)[si]);
-        }
-        if x > best64 {
-            best64 = x;
-            best_s = s;
-        }
-    }
-    (best_s, true)
+    // near-ties: the float64 sums of the candidates (value ≥ best − d) in ctapipe's order
+    (exact_peak_among(sc, stride, p, nb, lw, bits), true)
 }
 
 /// ctapipe `extract_around_peak`, the integration correction and the tm_calib shift, as

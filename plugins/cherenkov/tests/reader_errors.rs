@@ -143,6 +143,14 @@ fn check_cuts(whole: &[u8], name: &str, format: &str, fractions: &[f64], dir: &s
     assert!(before > 0, "{name}: the last cut keeps some events");
 }
 
+/// The toy simulator's gzip file of 60 events in `dir`: its path and bytes.
+fn toy_gzip(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let toy = dir.join("toy.simtel.gz");
+    caliper_cherenkov::simulate::write_toy_file(&toy, 60, 3).unwrap();
+    let whole = std::fs::read(&toy).unwrap();
+    (toy, whole)
+}
+
 /// A gzip file cut short (the toy simulator's, no shared data needed) is a truncation with
 /// the events before the cut, not a decompressor failure; likewise when the cut falls where
 /// the decompressed data end exactly between two objects (a second gzip member holding the
@@ -150,9 +158,7 @@ fn check_cuts(whole: &[u8], name: &str, format: &str, fractions: &[f64], dir: &s
 #[test]
 fn cut_gzip_file_is_read_up_to_the_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let toy = dir.path().join("toy.simtel.gz");
-    caliper_cherenkov::simulate::write_toy_file(&toy, 60, 3).unwrap();
-    let whole = std::fs::read(&toy).unwrap();
+    let (toy, whole) = toy_gzip(dir.path());
     check_cuts(
         &whole,
         "cut.simtel.gz",
@@ -240,9 +246,7 @@ fn cut_or_damaged_zstd_file() {
 #[test]
 fn corrupt_compressed_byte_is_corrupt_input() {
     let dir = tempfile::tempdir().unwrap();
-    let toy = dir.path().join("toy.simtel.gz");
-    caliper_cherenkov::simulate::write_toy_file(&toy, 60, 3).unwrap();
-    let whole = std::fs::read(&toy).unwrap();
+    let (toy, whole) = toy_gzip(dir.path());
     let (all, _) = event_ids(&toy);
     let raw_len = decompressed(&toy).len();
     let gzip = "corrupt gzip data at or before compressed byte";
