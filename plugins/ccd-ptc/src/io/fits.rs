@@ -986,7 +986,8 @@ mod tests {
 
     /// Mapping gives the same bytes and HDUs as reading, for plain files; gzip-wrapped files
     /// are read (not mapped) and decompress to the same bytes; a truncated plain file fails
-    /// with the same truncation error either way; the recycled buffer comes back.
+    /// with the same truncation error either way, and a gzip-wrapped file cut short with a
+    /// truncation error; the recycled buffer comes back.
     #[test]
     fn mapping_matches_reading() {
         use super::super::fits_write::{CardValue, ImageExt, PixelStorage, to_bytes, write};
@@ -1029,6 +1030,13 @@ mod tests {
         let er = FitsFile::open_with_buffer_mode(&cut, Vec::new(), Access::Read).unwrap_err();
         assert!(em.is_truncated(), "{em}");
         assert_eq!(em.to_string(), er.to_string());
+        // a gzip-wrapped file cut short is a truncation too, not an I/O failure
+        let gz_bytes = std::fs::read(&gz).unwrap();
+        let cut_gz = dir.path().join("cut.fits.gz");
+        std::fs::write(&cut_gz, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
+        let ez = FitsFile::open_with_buffer_mode(&cut_gz, Vec::new(), Access::Read).unwrap_err();
+        assert!(ez.is_truncated(), "{ez}");
+        assert!(ez.to_string().contains("gzip stream ends early"), "{ez}");
     }
 
     #[test]
