@@ -552,7 +552,8 @@ fn settle<const V: usize>(
 
 /// The float64 neighbour peak of one pixel, one sample at a time in ctapipe's order (rows of
 /// `stride` floats, pixel `j` in [`FusedScratch::row_start`]), numpy's first argmax ignoring
-/// NaN as `calib::neighbor_peaks_reference` (shared with `calib_avx512`).
+/// NaN as `calib::neighbor_peaks_reference` (shared with `calib_avx512`); `ns` ≤ 64, as
+/// [`FusedScratch::prepare`] checks.
 pub(crate) fn exact_peak(
     sc: &FusedScratch,
     stride: usize,

@@ -113,7 +113,7 @@ impl<D: Read> Read for Checked<D> {
                 std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!(
-                        "the {} stream is cut short: the file ends after {at} compressed bytes inside a compressed block ({e})",
+                        "the {} stream is cut short: the file ends after {at} compressed bytes, before the end of the compressed stream ({e})",
                         self.format
                     ),
                 )
