@@ -14,6 +14,8 @@
 //!   place, every problem reported at once with file, line and key.
 //! - [`h5`]: HDF5 tables, images and attributes (pure Rust), and frame-by-frame reading.
 //! - [`provenance`]: what produced each output.
+//! - [`compressed`]: decompressed input whose errors tell a file cut short from corrupt data,
+//!   with the compressed byte offset.
 //! - Building blocks: [`stats`] (mergeable per-pixel statistics), [`robust`] (median, MAD, sigma
 //!   clipping), [`mask`], [`ccl`] (connected components), [`hist`], [`fit`] (weighted least
 //!   squares, Levenberg-Marquardt), [`plot`] (PNG plots with a built-in font).
@@ -30,6 +32,7 @@
 pub mod abi;
 pub mod cbf;
 pub mod ccl;
+pub mod compressed;
 pub mod config;
 pub mod error;
 pub mod fit;

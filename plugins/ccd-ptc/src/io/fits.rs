@@ -271,7 +271,13 @@ fn read_bytes_into(
     };
     out.reserve(want as usize);
     let res = if gz {
-        let dec = flate2::read::MultiGzDecoder::new(chained);
+        // a file cut short and corrupt compressed data told apart by `caliper_core::compressed`
+        // (flate2 with zlib-rs reports both as `InvalidInput`)
+        let dec =
+            caliper_core::compressed::decompress(std::io::BufReader::new(chained), "gzip", |c| {
+                Ok(flate2::bufread::MultiGzDecoder::new(c))
+            })
+            .map_err(|e| ReadError::io(path, &e))?;
         match limit {
             Some(l) => dec.take(l).read_to_end(&mut out),
             None => {
@@ -289,20 +295,18 @@ fn read_bytes_into(
         }
     };
     if let Err(e) = res {
-        if gz
-            && (e.kind() == std::io::ErrorKind::UnexpectedEof
-                || e.kind() == std::io::ErrorKind::InvalidInput)
-        {
-            return Err(ReadError::truncated(
-                path,
-                Position::byte(out.len() as u64),
-                format!(
-                    "gzip stream ends early after {} decompressed bytes: {e}",
-                    out.len()
-                ),
-            ));
-        }
-        return Err(ReadError::io(path, &e));
+        // (only the decompressor reports these two kinds here)
+        let at = Position::byte(out.len() as u64);
+        let after = format!("after {} decompressed bytes", out.len());
+        return Err(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof if gz => {
+                ReadError::truncated(path, at, format!("{e}; {after}"))
+            }
+            std::io::ErrorKind::InvalidData if gz => {
+                ReadError::corrupt(path, at, format!("{e}; {after}"))
+            }
+            _ => ReadError::io(path, &e),
+        });
     }
     Ok((out, gz))
 }
@@ -987,7 +991,8 @@ mod tests {
     /// Mapping gives the same bytes and HDUs as reading, for plain files; gzip-wrapped files
     /// are read (not mapped) and decompress to the same bytes; a truncated plain file fails
     /// with the same truncation error either way, and a gzip-wrapped file cut short with a
-    /// truncation error; the recycled buffer comes back.
+    /// truncation error and one with a damaged byte with a corrupt-input error; the recycled
+    /// buffer comes back.
     #[test]
     fn mapping_matches_reading() {
         use super::super::fits_write::{CardValue, ImageExt, PixelStorage, to_bytes, write};
@@ -1036,7 +1041,29 @@ mod tests {
         std::fs::write(&cut_gz, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
         let ez = FitsFile::open_with_buffer_mode(&cut_gz, Vec::new(), Access::Read).unwrap_err();
         assert!(ez.is_truncated(), "{ez}");
-        assert!(ez.to_string().contains("gzip stream ends early"), "{ez}");
+        let text = ez.to_string();
+        let n = gz_bytes.len() / 2;
+        assert!(
+            text.contains(&format!(
+                "the gzip stream is cut short: the file ends after {n} compressed bytes"
+            )),
+            "{text}"
+        );
+        // a damaged byte inside the compressed data is corrupt input, not a truncation (flate2
+        // with zlib-rs reports both as the same error kind)
+        for at in [gz_bytes.len() / 3, gz_bytes.len() / 2] {
+            let mut bad = gz_bytes.clone();
+            bad[at] ^= 0xFF;
+            let bad_gz = dir.path().join("bad.fits.gz");
+            std::fs::write(&bad_gz, &bad).unwrap();
+            let e = FitsFile::open_with_buffer_mode(&bad_gz, Vec::new(), Access::Read).unwrap_err();
+            assert_eq!(e.kind, caliper_core::ReadErrorKind::Corrupt, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("corrupt gzip data at or before compressed byte"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

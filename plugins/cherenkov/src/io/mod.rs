@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use caliper_core::compressed::decompress;
 use caliper_core::{Position, ReadError};
 
 /// How an input file is compressed (from its first bytes; the file name does not matter).
@@ -35,101 +36,6 @@ pub fn detect_compression(head: &[u8]) -> Option<Compression> {
     }
 }
 
-/// The compressed bytes of a file, counted as the decompressor consumes them, and whether it
-/// has reached their end (shared with the [`Checked`] around the decompressor).
-struct Counted<R: BufRead> {
-    inner: R,
-    state: std::sync::Arc<CompressedState>,
-}
-
-/// What [`Counted`] saw of the compressed bytes.
-#[derive(Debug, Default)]
-struct CompressedState {
-    /// Bytes the decompressor has consumed.
-    consumed: std::sync::atomic::AtomicU64,
-    /// The end of the bytes it has been shown (consumed or not): what it found wrong lies
-    /// before it.
-    shown: std::sync::atomic::AtomicU64,
-    /// The compressed bytes have run out.
-    at_end: std::sync::atomic::AtomicBool,
-    /// Reading the file itself failed (the decompressor passes that error on).
-    read_failed: std::sync::atomic::AtomicBool,
-}
-
-impl<R: BufRead> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let b = self.fill_buf()?;
-        let n = b.len().min(buf.len());
-        buf[..n].copy_from_slice(&b[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for Counted<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let st = &self.state;
-        let b = self.inner.fill_buf().inspect_err(|_| {
-            st.read_failed.store(true, Relaxed);
-        })?;
-        st.shown
-            .store(st.consumed.load(Relaxed) + b.len() as u64, Relaxed);
-        if b.is_empty() {
-            st.at_end.store(true, Relaxed);
-        }
-        Ok(b)
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.state
-            .consumed
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        self.inner.consume(n);
-    }
-}
-
-/// A decompressor whose failures say what they mean for the file: a failure to read the file
-/// is passed on as it is, an error after the compressed bytes ran out is a file cut short ([`std::io::ErrorKind::UnexpectedEof`],
-/// which [`eventio::TopLevelReader`] reads as the end of the data and reports as a
-/// truncation where the EventIO objects stop), any other one corrupt data
-/// ([`std::io::ErrorKind::InvalidData`]) before the end of the compressed bytes it has been
-/// shown so far.
-struct Checked<D: Read> {
-    inner: D,
-    format: &'static str,
-    state: std::sync::Arc<CompressedState>,
-}
-
-impl<D: Read> Read for Checked<D> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
-            use std::sync::atomic::Ordering::Relaxed;
-            let at = self.state.shown.load(Relaxed);
-            if e.kind() == std::io::ErrorKind::Interrupted || self.state.read_failed.load(Relaxed)
-            {
-                e
-            } else if self.state.at_end.load(Relaxed) {
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the {} stream is cut short: the file ends after {at} compressed bytes, before the end of the compressed stream ({e})",
-                        self.format
-                    ),
-                )
-            } else {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "corrupt {} data at or before compressed byte {at} of the file: {e}",
-                        self.format
-                    ),
-                )
-            }
-        })
-    }
-}
-
 /// Open an input as a decompressed byte stream, detecting gzip / zstd / raw EventIO from the
 /// magic bytes (eventio `file_types.is_eventio`).
 pub fn open_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression, u64), ReadError> {
@@ -151,32 +57,23 @@ pub fn open_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression, u6
             ),
         ));
     };
-    let state = std::sync::Arc::new(CompressedState::default());
-    let counted = Counted {
-        inner: reader,
-        state: state.clone(),
-    };
-    let checked = |inner: Box<dyn Read + Send>, format: &'static str| -> Box<dyn Read + Send> {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            Checked {
-                inner,
-                format,
-                state: state.clone(),
-            },
-        ))
+    // decompressor errors classified (a cut-short file, corrupt data at a compressed byte) by
+    // `caliper_core::compressed`, then read in 1 MB blocks
+    let buffered = |d: Box<dyn Read + Send>| -> Box<dyn Read + Send> {
+        Box::new(BufReader::with_capacity(1 << 20, d))
     };
     let stream: Box<dyn Read + Send> = match kind {
-        Compression::None => Box::new(counted.inner),
-        Compression::Gzip => checked(
-            Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
-            "gzip",
-        ),
-        Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::with_buffer(counted)
-                .map_err(|e| ReadError::io(path, &e))?;
-            checked(Box::new(dec), "zstd")
-        }
+        Compression::None => Box::new(reader),
+        Compression::Gzip => buffered(Box::new(
+            decompress(reader, "gzip", |c| {
+                Ok(flate2::bufread::MultiGzDecoder::new(c))
+            })
+            .map_err(|e| ReadError::io(path, &e))?,
+        )),
+        Compression::Zstd => buffered(Box::new(
+            decompress(reader, "zstd", zstd::stream::read::Decoder::with_buffer)
+                .map_err(|e| ReadError::io(path, &e))?,
+        )),
     };
     Ok((stream, kind, size))
 }
