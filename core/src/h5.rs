@@ -75,6 +75,59 @@ pub enum H5Error {
         /// The error.
         source: std::io::Error,
     },
+    /// The file ends before what was being read: it is shorter than the end of file its
+    /// superblock records (an acquisition or copy cut short), or too short to hold its own
+    /// metadata. What lies before the cut may still read (the frames of a stack stored
+    /// contiguously, as h5py and psana write them).
+    #[error("{path}: HDF5 file cut short: {message}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What was being read, and how far the file goes.
+        message: String,
+    },
+}
+
+impl H5Error {
+    /// True when the file was cut short ([`H5Error::Truncated`]), as opposed to corrupt,
+    /// unexpected or unreadable.
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, Self::Truncated { .. })
+    }
+
+    /// This error as an input problem of `file` at `position` (a frame, say): a truncation
+    /// for [`H5Error::Truncated`] (so that `--allow-truncated` keeps what came before), an
+    /// I/O failure for [`H5Error::Io`], else corrupt input. The message leaves out the file,
+    /// which the [`ReadError`](crate::ReadError) names.
+    pub fn read_error(&self, file: &Path, position: crate::Position) -> crate::ReadError {
+        use crate::ReadError;
+        match self {
+            Self::Truncated { message, .. } => {
+                ReadError::truncated(file, position, format!("HDF5 file cut short: {message}"))
+            }
+            Self::Io { source, .. } => {
+                ReadError::new(file, position, crate::ReadErrorKind::Io, source.to_string())
+            }
+            Self::File { message, .. } => {
+                ReadError::corrupt(file, position, format!("HDF5: {message}"))
+            }
+            Self::Dataset {
+                dataset, message, ..
+            } => ReadError::corrupt(file, position, format!("dataset {dataset}: {message}")),
+            Self::Invalid { path, message } => {
+                ReadError::corrupt(file, position, format!("{path}: {message}"))
+            }
+        }
+    }
+}
+
+/// hdf5-pure ran out of bytes.
+fn out_of_bytes(e: &hdf5_pure::Error) -> bool {
+    match e {
+        hdf5_pure::Error::Format(hdf5_pure::FormatError::UnexpectedEof { .. }) => true,
+        hdf5_pure::Error::Io(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
+        _ => false,
+    }
 }
 
 /// Element types an n-d array may hold.
@@ -367,6 +420,8 @@ struct DatasetSpec {
     shape: Vec<u64>,
     element_size: usize,
     attrs: Vec<(String, AttrValue)>,
+    /// Stored contiguously and uncompressed whatever its size.
+    contiguous: bool,
 }
 
 #[derive(Debug, Default)]
@@ -438,12 +493,35 @@ impl H5Writer {
         Ok(())
     }
 
-    /// Write an n-d array (row-major, `shape` product equal to `data.len()`).
+    /// Write an n-d array (row-major, `shape` product equal to `data.len()`); above 64 KiB it is
+    /// chunked, shuffled and deflate-compressed.
     pub fn write_array<T: H5Scalar>(
         &mut self,
         path: &str,
         shape: &[usize],
         data: &[T],
+    ) -> Result<(), H5Error> {
+        self.array(path, shape, data, false)
+    }
+
+    /// Write an n-d array stored contiguously and uncompressed whatever its size: the layout
+    /// in which h5py (by default) and psana write frame stacks, so that a file cut short still
+    /// holds the frames before the cut. For simulated inputs that stand for such files.
+    pub fn write_array_contiguous<T: H5Scalar>(
+        &mut self,
+        path: &str,
+        shape: &[usize],
+        data: &[T],
+    ) -> Result<(), H5Error> {
+        self.array(path, shape, data, true)
+    }
+
+    fn array<T: H5Scalar>(
+        &mut self,
+        path: &str,
+        shape: &[usize],
+        data: &[T],
+        contiguous: bool,
     ) -> Result<(), H5Error> {
         let n: usize = shape.iter().product();
         if n != data.len() {
@@ -465,6 +543,7 @@ impl H5Writer {
                 shape: shape.iter().map(|&s| s as u64).collect(),
                 element_size: std::mem::size_of::<T>(),
                 attrs: Vec::new(),
+                contiguous,
             },
         )
     }
@@ -527,6 +606,7 @@ impl H5Writer {
                 shape: vec![rows as u64],
                 element_size: row_size,
                 attrs,
+                contiguous: false,
             },
         )
     }
@@ -604,7 +684,7 @@ fn apply_dataset(b: &mut hdf5_pure::DatasetBuilder, ds: DatasetSpec) {
     let total = ds.bytes.len();
     b.with_raw_data(ds.datatype, ds.bytes, n_elems);
     b.with_shape(&ds.shape);
-    if total > COMPRESS_ABOVE_BYTES && n_elems > 0 {
+    if total > COMPRESS_ABOVE_BYTES && n_elems > 0 && !ds.contiguous {
         b.with_chunks(&chunk_shape(&ds.shape, ds.element_size));
         b.with_shuffle();
         b.with_deflate(DEFLATE_LEVEL);
@@ -648,6 +728,8 @@ pub enum ElementType {
 pub struct H5Reader {
     file: hdf5_pure::File,
     path: PathBuf,
+    /// The file's length when opened (against its superblock's end of file: a truncation).
+    len: u64,
 }
 
 impl std::fmt::Debug for H5Reader {
@@ -667,13 +749,34 @@ impl H5Reader {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let file = hdf5_pure::File::open(path).map_err(|e| H5Error::File {
-            path: path.into(),
-            message: e.to_string(),
+        let len = std::fs::metadata(path)
+            .map_err(|source| H5Error::Io {
+                path: path.into(),
+                source,
+            })?
+            .len();
+        // a file that ends before the metadata the library needs to open it is cut short (the
+        // superblock's own end of file is not known then)
+        let file = hdf5_pure::File::open(path).map_err(|e| {
+            let message = e.to_string();
+            if out_of_bytes(&e) {
+                H5Error::Truncated {
+                    path: path.into(),
+                    message: format!(
+                        "opening it: {message} (the file has {len} bytes, fewer than its metadata needs)"
+                    ),
+                }
+            } else {
+                H5Error::File {
+                    path: path.into(),
+                    message,
+                }
+            }
         })?;
         Ok(Self {
             file,
             path: path.into(),
+            len,
         })
     }
 
@@ -690,10 +793,28 @@ impl H5Reader {
         }
     }
 
+    /// An error of hdf5-pure while doing `what` with dataset (or group) `name`: a truncation
+    /// when the library ran out of bytes and the file is shorter than the end of file its
+    /// superblock records; else a dataset error.
+    fn lib_err(&self, name: &str, what: &str, e: &hdf5_pure::Error) -> H5Error {
+        let eof = self.file.superblock().eof_address;
+        if out_of_bytes(e) && self.len < eof {
+            H5Error::Truncated {
+                path: self.path.clone(),
+                message: format!(
+                    "dataset {name}: {what}: {e} (the file has {} bytes; its superblock records {eof})",
+                    self.len
+                ),
+            }
+        } else {
+            self.err(name, format!("{what}: {e}"))
+        }
+    }
+
     fn dataset(&self, name: &str) -> Result<hdf5_pure::Dataset, H5Error> {
         self.file
             .dataset(name.trim_start_matches('/'))
-            .map_err(|e| self.err(name, format!("cannot open: {e}")))
+            .map_err(|e| self.lib_err(name, "cannot open", &e))
     }
 
     /// True if a dataset exists at `name`.
@@ -704,14 +825,16 @@ impl H5Reader {
     /// The dataset's shape.
     pub fn shape(&self, name: &str) -> Result<Vec<usize>, H5Error> {
         let ds = self.dataset(name)?;
-        let shape = ds.shape().map_err(|e| self.err(name, e.to_string()))?;
+        let shape = ds.shape().map_err(|e| self.lib_err(name, "shape", &e))?;
         Ok(shape.into_iter().map(|s| s as usize).collect())
     }
 
     /// The dataset's element type.
     pub fn element_type(&self, name: &str) -> Result<ElementType, H5Error> {
         let ds = self.dataset(name)?;
-        let dt = ds.dtype().map_err(|e| self.err(name, e.to_string()))?;
+        let dt = ds
+            .dtype()
+            .map_err(|e| self.lib_err(name, "element type", &e))?;
         use hdf5_pure::DType as D;
         Ok(match dt {
             D::F32 => ElementType::Float(4),
@@ -732,14 +855,14 @@ impl H5Reader {
     pub fn read_f64(&self, name: &str) -> Result<Vec<f64>, H5Error> {
         self.dataset(name)?
             .read_f64()
-            .map_err(|e| self.err(name, format!("read failed: {e}")))
+            .map_err(|e| self.lib_err(name, "read failed", &e))
     }
 
     /// A whole numeric dataset as f32.
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>, H5Error> {
         self.dataset(name)?
             .read_f32()
-            .map_err(|e| self.err(name, format!("read failed: {e}")))
+            .map_err(|e| self.lib_err(name, "read failed", &e))
     }
 
     /// Rows `start .. start + count` along the first axis (frames of a stack), as f64, flattened.
@@ -751,12 +874,7 @@ impl H5Reader {
     ) -> Result<Vec<f64>, H5Error> {
         self.dataset(name)?
             .read_f64_rows(start as u64, count as u64)
-            .map_err(|e| {
-                self.err(
-                    name,
-                    format!("reading rows {start}..{}: {e}", start + count),
-                )
-            })
+            .map_err(|e| self.lib_err(name, &rows(start, count), &e))
     }
 
     /// Rows along the first axis as f32, flattened.
@@ -768,12 +886,7 @@ impl H5Reader {
     ) -> Result<Vec<f32>, H5Error> {
         self.dataset(name)?
             .read_f32_rows(start as u64, count as u64)
-            .map_err(|e| {
-                self.err(
-                    name,
-                    format!("reading rows {start}..{}: {e}", start + count),
-                )
-            })
+            .map_err(|e| self.lib_err(name, &rows(start, count), &e))
     }
 
     /// Rows along the first axis as i32 (integer frames without conversion to float).
@@ -785,12 +898,7 @@ impl H5Reader {
     ) -> Result<Vec<i32>, H5Error> {
         self.dataset(name)?
             .read_i32_rows(start as u64, count as u64)
-            .map_err(|e| {
-                self.err(
-                    name,
-                    format!("reading rows {start}..{}: {e}", start + count),
-                )
-            })
+            .map_err(|e| self.lib_err(name, &rows(start, count), &e))
     }
 
     /// Rows `start .. start + count` along the first axis of an int8, uint8 or int16 dataset
@@ -949,14 +1057,10 @@ impl H5Reader {
         start: usize,
         count: usize,
     ) -> Result<I16Window, H5Error> {
-        let rows_err = |e: String| {
-            self.err(
-                name,
-                format!("reading rows {start}..{}: {e}", start + count),
-            )
-        };
+        let rows_err = |e: String| self.err(name, format!("{}: {e}", rows(start, count)));
+        let lib_err = |e: hdf5_pure::Error| self.lib_err(name, &rows(start, count), &e);
         let ds = self.dataset(name)?;
-        let dt = ds.datatype().map_err(|e| rows_err(e.to_string()))?;
+        let dt = ds.datatype().map_err(lib_err)?;
         let Some(kind) = narrow_int(&dt) else {
             if let Datatype::FixedPoint { size, layout, .. } = &dt
                 && *size <= 2
@@ -964,7 +1068,7 @@ impl H5Reader {
             {
                 let v = ds
                     .read_i16_rows(start as u64, count as u64)
-                    .map_err(|e| rows_err(e.to_string()))?;
+                    .map_err(lib_err)?;
                 return Ok(I16Window::Decoded(v));
             }
             return Err(rows_err(format!(
@@ -973,7 +1077,7 @@ impl H5Reader {
         };
         let raw = ds
             .read_raw_rows(start as u64, count as u64)
-            .map_err(|e| rows_err(e.to_string()))?;
+            .map_err(lib_err)?;
         if raw.len() % kind.width() != 0 {
             return Err(rows_err(format!(
                 "{} bytes are not whole {}-byte elements",
@@ -991,7 +1095,9 @@ impl H5Reader {
         column: &str,
     ) -> Result<(Vec<u8>, usize, hdf5_pure::CompoundMember), H5Error> {
         let ds = self.dataset(name)?;
-        let dt = ds.datatype().map_err(|e| self.err(name, e.to_string()))?;
+        let dt = ds
+            .datatype()
+            .map_err(|e| self.lib_err(name, "element type", &e))?;
         let Datatype::Compound { size, members } = dt else {
             return Err(self.err(name, "not a table (compound dataset)"));
         };
@@ -1000,7 +1106,9 @@ impl H5Reader {
             .find(|m| m.name == column)
             .ok_or_else(|| self.err(name, format!("no column '{column}'")))?;
         let row = size as usize;
-        let raw = ds.read_raw().map_err(|e| self.err(name, e.to_string()))?;
+        let raw = ds
+            .read_raw()
+            .map_err(|e| self.lib_err(name, "read failed", &e))?;
         let end = member.byte_offset as usize + member.datatype.type_size() as usize;
         if row == 0 || raw.len() % row != 0 || end > row {
             return Err(self.err(name, "table size is not a whole number of rows"));
@@ -1087,9 +1195,10 @@ impl H5Reader {
         } else {
             self.file
                 .group(group.trim_start_matches('/'))
-                .map_err(|e| self.err(group, e.to_string()))?
+                .map_err(|e| self.lib_err(group, "group", &e))?
         };
-        g.datasets().map_err(|e| self.err(group, e.to_string()))
+        g.datasets()
+            .map_err(|e| self.lib_err(group, "datasets", &e))
     }
 
     /// The attributes of a dataset or group.
@@ -1099,20 +1208,25 @@ impl H5Reader {
     ) -> Result<std::collections::HashMap<String, AttrValue>, H5Error> {
         let trimmed = name.trim_start_matches('/');
         if let Ok(ds) = self.file.dataset(trimmed) {
-            return ds.attrs().map_err(|e| self.err(name, e.to_string()));
+            return ds.attrs().map_err(|e| self.lib_err(name, "attributes", &e));
         }
         let g = if trimmed.is_empty() {
             self.file.root()
         } else {
             self.file
                 .group(trimmed)
-                .map_err(|e| self.err(name, e.to_string()))?
+                .map_err(|e| self.lib_err(name, "group", &e))?
         };
-        g.attrs().map_err(|e| self.err(name, e.to_string()))
+        g.attrs().map_err(|e| self.lib_err(name, "attributes", &e))
     }
 }
 
 /// A number stored as an HDF5 integer or IEEE float of 1-8 bytes, either byte order.
+/// "reading rows a..b", for errors.
+fn rows(start: usize, count: usize) -> String {
+    format!("reading rows {start}..{}", start + count)
+}
+
 /// A window read for the i16 readers.
 enum I16Window {
     /// Raw element bytes and their type.
@@ -1487,5 +1601,95 @@ mod tests {
             e.contains("narrow.h5") && e.contains("u16_chunked") && e.contains("rows 1..3"),
             "{e}"
         );
+    }
+
+    /// A stack cut short reads up to the cut: the rows wholly before it come back as written,
+    /// the first row past it is a truncation naming the file's length and the length its
+    /// superblock records; a file cut before its metadata is a truncation at open (or when
+    /// the dataset is opened).
+    #[test]
+    fn cut_stack_reads_up_to_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (frames, n) = (6usize, 20usize);
+        let vals: Vec<f32> = (0..frames * n).map(|k| k as f32 * 0.5 - 3.0).collect();
+        let path = dir.path().join("stack.h5");
+        let mut w = H5Writer::new();
+        w.write_array("/data/stack", &[frames, n], &vals).unwrap();
+        w.write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let row_bytes = n * 4;
+        // H5Writer stores a small dataset contiguously, at the end of the file (checked by the
+        // first assertion of the loop: a cut one byte short loses exactly the last row)
+        let data_at = bytes.len() - frames * row_bytes;
+        let cut_path = dir.path().join("cut.h5");
+        for cut in [
+            bytes.len() - 1,
+            bytes.len() - row_bytes,
+            data_at + 2 * row_bytes + 7,
+        ] {
+            std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+            let r = H5Reader::open(&cut_path).unwrap();
+            let whole = (cut - data_at) / row_bytes;
+            for k in 0..whole {
+                let row = r.read_rows_f32("/data/stack", k, 1).unwrap();
+                assert_eq!(row[..], vals[k * n..(k + 1) * n], "cut {cut}, row {k}");
+            }
+            let e = r.read_rows_f32("/data/stack", whole, 1).unwrap_err();
+            assert!(e.is_truncated(), "cut {cut}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!(
+                    "the file has {cut} bytes; its superblock records {}",
+                    bytes.len()
+                )) && text.contains(&format!("reading rows {whole}..{}", whole + 1)),
+                "{text}"
+            );
+            let re = e.read_error(&cut_path, crate::Position::event(whole as u64));
+            assert!(re.is_truncated() && !re.message.contains("cut.h5"), "{re}");
+        }
+        // cut inside the metadata: nothing reads, and it says so as a truncation
+        for cut in [20, 100] {
+            std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+            let e = H5Reader::open(&cut_path).and_then(|r| r.read_rows_f32("/data/stack", 0, 1));
+            let e = e.unwrap_err();
+            assert!(e.is_truncated(), "cut {cut}: {e}");
+        }
+    }
+
+    /// Damaged compressed data in a file of full length is not a truncation: the error is
+    /// corrupt input.
+    #[test]
+    fn damaged_chunk_is_not_a_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (frames, n) = (4usize, 40_000usize);
+        // pseudo-random values, so that deflate leaves most of the file as data
+        let mut x = 12345u64;
+        let vals: Vec<f32> = (0..frames * n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 40) as f32
+            })
+            .collect();
+        let path = dir.path().join("stack.h5");
+        let mut w = H5Writer::new();
+        w.write_array("/data/stack", &[frames, n], &vals).unwrap();
+        w.write(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 64].fill(0xFF);
+        let bad = dir.path().join("bad.h5");
+        std::fs::write(&bad, &bytes).unwrap();
+        let r = H5Reader::open(&bad).unwrap();
+        let errors: Vec<H5Error> = (0..frames)
+            .filter_map(|k| r.read_rows_f32("/data/stack", k, 1).err())
+            .collect();
+        assert!(!errors.is_empty(), "the damage went unnoticed");
+        for e in &errors {
+            assert!(!e.is_truncated(), "{e}");
+            let re = e.read_error(&bad, crate::Position::event(0));
+            assert_eq!(re.kind, crate::ReadErrorKind::Corrupt, "{re}");
+        }
     }
 }

@@ -138,8 +138,39 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     )
     .unwrap_err()
     .to_string();
-    eprintln!("truncated: {e}");
-    assert!(e.contains("cut-r0003.h5"), "{e}");
+    // a truncation (not corrupt input), at the first frame whose bytes are missing: this
+    // stack is chunked and compressed, with its chunk index after the data, so no frame
+    // survives the cut
+    assert!(
+        e.contains("cut-r0003.h5")
+            && e.contains("event 0: truncated: cannot read frame 0 of 6: HDF5 file cut short")
+            && e.contains(&format!(
+                "the file has {} bytes; its superblock records {}",
+                bytes.len() * 2 / 3,
+                bytes.len()
+            )),
+        "{e}"
+    );
+    // A damaged byte run inside the compressed frames (full length) is corrupt input, which
+    // --allow-truncated does not excuse.
+    let mut damaged = bytes.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid..mid + 64].fill(0xFF);
+    let bad_data = dir.path().join("damaged-r0004.h5");
+    std::fs::write(&bad_data, &damaged).unwrap();
+    for allow_truncated in [false, true] {
+        let opts = RunOptions {
+            allow_truncated,
+            max_events: None,
+        };
+        let e = run(dir.path(), std::slice::from_ref(&bad_data), cfg, opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("damaged-r0004.h5") && e.contains(": corrupt: cannot read frame"),
+            "{e}"
+        );
+    }
     // The good file averages; mean of (i % 1000) + 1000 over the frames is known per pixel.
     let s = run(
         dir.path(),
@@ -149,16 +180,42 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     )
     .unwrap();
     assert_eq!(s["frames"]["r0002"], 6);
-    // With --allow-truncated the run either keeps the frames before the cut or, when the file's
-    // metadata itself is lost, still fails naming the file.
+    // With --allow-truncated the run keeps the frames before the cut: none here, so it still
+    // fails, naming the file.
     let opts = RunOptions {
         allow_truncated: true,
         max_events: None,
     };
-    match run(dir.path(), std::slice::from_ref(&cut), cfg, opts) {
-        Ok(s) => assert!(s["frames"]["r0003"].as_u64().unwrap() < 6),
-        Err(e) => assert!(e.to_string().contains("cut-r0003.h5"), "{e}"),
-    }
+    let e = run(dir.path(), std::slice::from_ref(&cut), cfg, opts.clone()).unwrap_err();
+    assert!(e.to_string().contains("cut-r0003.h5"), "{e}");
+    // A stack stored contiguously (as psana and h5py write it) and cut in the middle of frame
+    // 3: the error names frame 3; with --allow-truncated frames 0-2 are averaged.
+    let contiguous = dir.path().join("contiguous-r0005.h5");
+    let mut w = caliper_core::h5::H5Writer::new();
+    w.write_array_contiguous("/data/cspad", &[6, 32, 185, 388], &vals)
+        .unwrap();
+    w.write(&contiguous).unwrap();
+    let bytes = std::fs::read(&contiguous).unwrap();
+    // (the data end the file, after the metadata)
+    let data_at = bytes.len() - 6 * n * 2;
+    let cut = dir.path().join("cut-r0006.h5");
+    std::fs::write(&cut, &bytes[..data_at + 7 * n]).unwrap();
+    let e = run(
+        dir.path(),
+        std::slice::from_ref(&cut),
+        cfg,
+        RunOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(
+            "cut-r0006.h5: event 3: truncated: cannot read frame 3 of 6: HDF5 file cut short"
+        ),
+        "{e}"
+    );
+    let s = run(dir.path(), std::slice::from_ref(&cut), cfg, opts).unwrap();
+    assert_eq!(s["frames"]["r0006"], 3);
 }
 
 #[test]

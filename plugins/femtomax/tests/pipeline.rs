@@ -36,9 +36,19 @@ fn run(
     inputs: &[PathBuf],
     out: &Path,
 ) -> Result<Ran, caliper_core::RunError> {
+    run_with(config, overrides, inputs, out, RunOptions::default())
+}
+
+fn run_with(
+    config: &str,
+    overrides: &[String],
+    inputs: &[PathBuf],
+    out: &Path,
+    options: RunOptions,
+) -> Result<Ran, caliper_core::RunError> {
     std::fs::create_dir_all(out).unwrap();
     let p = plan(config, overrides);
-    let ctx = RunContext::new("run", out, RunOptions::default(), Arc::new(NoProgress));
+    let ctx = RunContext::new("run", out, options, Arc::new(NoProgress));
     p.run(inputs, &ctx)?;
     let products = ctx.take_products();
     let h5 = out.join("run.h5");
@@ -413,6 +423,95 @@ fn corrupt_cbf_wrong_shape_and_bad_poni_name_file_and_frame() {
     .unwrap()
     .to_string();
     assert!(e.contains("small.h5") && e.contains("event 0"), "{e}");
+}
+
+/// A Zyla stack cut short in the middle of a frame (stored contiguously, as h5py writes it) is
+/// a truncation at that frame; with --allow-truncated the frames before it are accumulated and a
+/// warning says where the input stopped. A stack whose compressed data are damaged (full
+/// length) is corrupt input, which --allow-truncated does not excuse.
+#[test]
+fn cut_or_damaged_hdf5_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = ZylaScan {
+        steps: 4,
+        frames_per_step: 2,
+        ..ZylaScan::default()
+    };
+    let (file, _) = simulate::simulate_zyla(dir.path(), 7, &scan, "zyla.h5").unwrap();
+    let ds = "/entry/instrument/zyla/data";
+    let r = H5Reader::open(&file).unwrap();
+    let (stack, shape) = (r.read_f32(ds).unwrap(), r.shape(ds).unwrap());
+    let frame_bytes = shape[1] * shape[2] * 4;
+    let motor = r.read_f64("/entry/measurement/motor").unwrap();
+    let mut w = H5Writer::new();
+    w.write_array_contiguous(ds, &shape, &stack).unwrap();
+    // (the motor positions in a group that H5Writer lays out before the stack, so that the cut
+    // leaves them whole)
+    w.write_array("/a/motor", &[motor.len()], &motor).unwrap();
+    let contiguous = dir.path().join("contiguous.h5");
+    w.write(&contiguous).unwrap();
+    let bytes = std::fs::read(&contiguous).unwrap();
+    // (the data end the file, after the metadata)
+    let data_at = bytes.len() - shape[0] * frame_bytes;
+    let cut = dir.path().join("cut.h5");
+    std::fs::write(&cut, &bytes[..data_at + 5 * frame_bytes + frame_bytes / 2]).unwrap();
+    let allow = RunOptions {
+        allow_truncated: true,
+        max_events: None,
+    };
+    let motor_at = ["axis.dataset=/a/motor".to_string()];
+    let e = run(
+        "zyla_bragg_rois.toml",
+        &motor_at,
+        std::slice::from_ref(&cut),
+        &dir.path().join("o1"),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("cut.h5: event 5: truncated: HDF5 file cut short: dataset"),
+        "{e}"
+    );
+    let r = run_with(
+        "zyla_bragg_rois.toml",
+        &motor_at,
+        std::slice::from_ref(&cut),
+        &dir.path().join("o2"),
+        allow.clone(),
+    )
+    .unwrap();
+    assert_eq!(r.summary["accumulation"]["frames"], 5);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("kept the 5 frames before it")),
+        "{:?}",
+        r.warnings
+    );
+    // the simulator's own file is chunked and deflate-compressed: damage inside it
+    let mut damaged = std::fs::read(&file).unwrap();
+    let mid = damaged.len() / 2;
+    damaged[mid..mid + 64].fill(0xFF);
+    let bad = dir.path().join("damaged.h5");
+    std::fs::write(&bad, &damaged).unwrap();
+    for (k, options) in [RunOptions::default(), allow].into_iter().enumerate() {
+        let out = dir.path().join(format!("o{}", k + 3));
+        let e = run_with(
+            "zyla_bragg_rois.toml",
+            &[],
+            std::slice::from_ref(&bad),
+            &out,
+            options,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("damaged.h5: event ") && e.contains(": corrupt: dataset"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use caliper_core::cbf::{CbfData, CbfImage};
 use caliper_core::error::{Position, ReadError};
-use caliper_core::h5::{ElementType, H5Reader};
+use caliper_core::h5::{ElementType, H5Error, H5Reader};
 use caliper_core::pipeline::EventSource;
 
 /// One frame's pixel values in the detector's raw order (sensor, row, column).
@@ -138,8 +138,7 @@ impl FrameSource {
                 frames_per_input.push(1);
                 continue;
             }
-            let r = H5Reader::open(&f)
-                .map_err(|e| ReadError::corrupt(&f, Position::default(), e.to_string()))?;
+            let r = H5Reader::open(&f).map_err(|e| e.read_error(&f, Position::default()))?;
             if !r.has_dataset(dataset) {
                 return Err(ReadError::unexpected(
                     &f,
@@ -149,7 +148,7 @@ impl FrameSource {
             }
             let shape = r
                 .shape(dataset)
-                .map_err(|e| ReadError::corrupt(&f, Position::default(), e.to_string()))?;
+                .map_err(|e| e.read_error(&f, Position::default()))?;
             let per_frame: usize = shape.iter().skip(1).product();
             if shape.len() < 2 || per_frame != n_pixels {
                 return Err(ReadError::unexpected(
@@ -162,7 +161,7 @@ impl FrameSource {
             }
             let et = r
                 .element_type(dataset)
-                .map_err(|e| ReadError::corrupt(&f, Position::default(), e.to_string()))?;
+                .map_err(|e| e.read_error(&f, Position::default()))?;
             let (integer, double) = match et {
                 ElementType::Int(n) | ElementType::UInt(n) if n <= 2 => (true, false),
                 ElementType::Int(4) => (true, false),
@@ -257,13 +256,7 @@ impl FrameSource {
                     if self.reader.is_none() {
                         match H5Reader::open(&path) {
                             Ok(r) => self.reader = Some(r),
-                            Err(e) => {
-                                return Some(Err(ReadError::corrupt(
-                                    &path,
-                                    Position::default(),
-                                    e.to_string(),
-                                )));
-                            }
+                            Err(e) => return Some(Err(e.read_error(&path, Position::default()))),
                         }
                     }
                     let r = self.reader.as_ref()?;
@@ -285,12 +278,13 @@ impl FrameSource {
                             self.batch_frames = 1;
                             continue;
                         }
-                        Err(msg) => {
-                            return Some(Err(ReadError::truncated(
-                                &path,
-                                Position::event(start as u64),
-                                format!("cannot read frame {start} of {frames}: {msg}"),
-                            )));
+                        // a file cut short is a truncation (the frames before it are kept
+                        // with --allow-truncated), anything else corrupt input
+                        Err(e) => {
+                            let mut e = e.read_error(&path, Position::event(start as u64));
+                            e.message =
+                                format!("cannot read frame {start} of {frames}: {}", e.message);
+                            return Some(Err(e));
                         }
                     }
                     self.next_frame += count;
@@ -326,42 +320,38 @@ fn read_block(
     start: usize,
     count: usize,
     n: usize,
-) -> Result<Vec<FrameData>, String> {
+) -> Result<Vec<FrameData>, H5Error> {
     let check = |len: usize| {
         if len == count * n {
             Ok(())
         } else {
-            Err(format!(
-                "frames {start}..{} hold {len} values, expected {}",
-                start + count,
-                count * n
-            ))
+            Err(H5Error::Dataset {
+                file: r.path().display().to_string(),
+                dataset: dataset.into(),
+                message: format!(
+                    "frames {start}..{} hold {len} values, expected {}",
+                    start + count,
+                    count * n
+                ),
+            })
         }
     };
     if let StackKind::Narrow = kind {
         // int8/uint8/int16: the file's bytes are decoded once, straight into each frame's
         // i16 vector (no i32 intermediate; every such value fits in i16).
-        let rows = r
-            .read_rows_i16_split(dataset, start, count, n)
-            .map_err(|e| e.to_string())?;
+        let rows = r.read_rows_i16_split(dataset, start, count, n)?;
         check(rows.len() * n)?;
         Ok(rows.into_iter().map(FrameData::I16).collect())
     } else if let StackKind::Int = kind {
-        let v = r
-            .read_rows_i32(dataset, start, count)
-            .map_err(|e| e.to_string())?;
+        let v = r.read_rows_i32(dataset, start, count)?;
         check(v.len())?;
         Ok(split(v, n, count, FrameData::I32))
     } else if let StackKind::Double = kind {
-        let v = r
-            .read_rows_f64(dataset, start, count)
-            .map_err(|e| e.to_string())?;
+        let v = r.read_rows_f64(dataset, start, count)?;
         check(v.len())?;
         Ok(split(v, n, count, FrameData::F64))
     } else {
-        let v = r
-            .read_rows_f32(dataset, start, count)
-            .map_err(|e| e.to_string())?;
+        let v = r.read_rows_f32(dataset, start, count)?;
         check(v.len())?;
         Ok(split(v, n, count, FrameData::F32))
     }

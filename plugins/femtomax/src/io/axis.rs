@@ -38,8 +38,7 @@ fn per_frame(
 
 /// Positions from an HDF5 dataset (numeric array, or a table's first column) for a scan of `frames`.
 pub fn from_hdf5(file: &Path, dataset: &str, frames: usize) -> Result<Vec<f64>, ReadError> {
-    let r = H5Reader::open(file)
-        .map_err(|e| ReadError::unexpected(file, Position::default(), e.to_string()))?;
+    let r = H5Reader::open(file).map_err(|e| super::frames::open_error(file, &e))?;
     if !r.has_dataset(dataset) {
         return Err(ReadError::unexpected(
             file,
@@ -49,7 +48,7 @@ pub fn from_hdf5(file: &Path, dataset: &str, frames: usize) -> Result<Vec<f64>, 
     }
     let v = r
         .read_f64(dataset)
-        .map_err(|e| ReadError::corrupt(file, Position::default(), e.to_string()))?;
+        .map_err(|e| e.read_error(file, Position::default()))?;
     per_frame(v, frames, file, &format!("dataset `{dataset}`"))
 }
 

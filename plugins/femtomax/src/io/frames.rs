@@ -84,8 +84,7 @@ pub fn group_scans(inputs: &[PathBuf]) -> Result<Vec<Scan>, ReadError> {
 
 /// Number of frames of an HDF5 stack and the frame shape, checking the dataset is 2-D or 3-D.
 pub fn hdf5_stack_info(path: &Path, dataset: &str) -> Result<(usize, (usize, usize)), ReadError> {
-    let r = H5Reader::open(path)
-        .map_err(|e| ReadError::unexpected(path, Position::default(), e.to_string()))?;
+    let r = H5Reader::open(path).map_err(|e| open_error(path, &e))?;
     if !r.has_dataset(dataset) {
         return Err(ReadError::unexpected(
             path,
@@ -97,7 +96,7 @@ pub fn hdf5_stack_info(path: &Path, dataset: &str) -> Result<(usize, (usize, usi
     }
     let shape = r
         .shape(dataset)
-        .map_err(|e| ReadError::corrupt(path, Position::default(), e.to_string()))?;
+        .map_err(|e| e.read_error(path, Position::default()))?;
     match shape[..] {
         [n, rows, cols] => Ok((n, (rows, cols))),
         [rows, cols] => Ok((1, (rows, cols))),
@@ -106,6 +105,15 @@ pub fn hdf5_stack_info(path: &Path, dataset: &str) -> Result<(usize, (usize, usi
             Position::default(),
             format!("dataset `{dataset}` has shape {shape:?}; expected (frames, rows, columns)"),
         )),
+    }
+}
+
+/// A file that HDF5 cannot open: cut short (a truncation), or not an HDF5 file at all.
+pub(crate) fn open_error(path: &Path, e: &caliper_core::h5::H5Error) -> ReadError {
+    if e.is_truncated() {
+        e.read_error(path, Position::default())
+    } else {
+        ReadError::unexpected(path, Position::default(), e.to_string())
     }
 }
 
@@ -203,13 +211,7 @@ impl FrameSource {
                             .is_some_and(|s| s.len() == 3);
                         let reader = match H5Reader::open(&path) {
                             Ok(r) => r,
-                            Err(e) => {
-                                return Some(Err(ReadError::unexpected(
-                                    &path,
-                                    Position::default(),
-                                    e.to_string(),
-                                )));
-                            }
+                            Err(e) => return Some(Err(open_error(&path, &e))),
                         };
                         self.h5 = Some((reader, n, shape, three_d));
                         self.file = Arc::new(path.clone());
@@ -246,12 +248,12 @@ impl FrameSource {
                                 ),
                             )));
                         }
+                        // a stack cut short is a truncation (the frames before it are kept with
+                        // --allow-truncated), anything else corrupt input
                         Err(e) => {
-                            return Some(Err(ReadError::corrupt(
-                                &path,
-                                Position::event(frame_no as u64),
-                                e.to_string(),
-                            )));
+                            return Some(
+                                Err(e.read_error(&path, Position::event(frame_no as u64))),
+                            );
                         }
                     };
                     return Some(Ok(Frame {
