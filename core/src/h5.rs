@@ -741,7 +741,12 @@ impl std::fmt::Debug for H5Reader {
 }
 
 impl H5Reader {
-    /// Open a file; reads are lazy (chunks are read when asked for).
+    /// Open a file for streamed reads (hdf5-pure's streaming backend): the metadata and the
+    /// chunks or rows asked for are read from the file when needed, so memory stays near one
+    /// chunk plus the metadata, whatever the file's size. (Buffering the whole file, hdf5-pure's
+    /// `File::open`, read a 588 MB CSPad stack in full before the first frame and held it in
+    /// memory: 2.4-2.9x slower on contiguous and uncompressed chunked stacks, twice the peak
+    /// memory; see `plugins/cspad/BENCHMARKS.md`.)
     pub fn open(path: &Path) -> Result<Self, H5Error> {
         if !path.exists() {
             return Err(H5Error::Io {
@@ -757,7 +762,7 @@ impl H5Reader {
             .len();
         // a file that ends before the metadata the library needs to open it is cut short (the
         // superblock's own end of file is not known then)
-        let file = hdf5_pure::File::open(path).map_err(|e| {
+        let file = hdf5_pure::File::open_streaming(path).map_err(|e| {
             let message = e.to_string();
             if out_of_bytes(&e) {
                 H5Error::Truncated {
