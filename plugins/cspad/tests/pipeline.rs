@@ -94,6 +94,17 @@ fn simulated_calibration_recovers_mask_and_quadrant_offsets() {
 #[test]
 fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     let dir = tempfile::tempdir().unwrap();
+    let cfg = "instrument = \"cspad\"\nmode = \"average\"\n";
+    // the error of a run that must fail, as text
+    let fails = |input: &std::path::Path, options: RunOptions| {
+        run(dir.path(), &[input.to_path_buf()], cfg, options)
+            .unwrap_err()
+            .to_string()
+    };
+    let allow = RunOptions {
+        allow_truncated: true,
+        max_events: None,
+    };
     // Wrong shape: a stack of (3, 32, 185, 387).
     let bad = dir.path().join("bad-r0001.h5");
     let mut w = caliper_core::h5::H5Writer::new();
@@ -104,15 +115,7 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     )
     .unwrap();
     w.write(&bad).unwrap();
-    let cfg = "instrument = \"cspad\"\nmode = \"average\"\n";
-    let e = run(
-        dir.path(),
-        std::slice::from_ref(&bad),
-        cfg,
-        RunOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fails(&bad, RunOptions::default());
     assert!(
         e.contains("bad-r0001.h5")
             && e.contains("[3, 32, 185, 387]")
@@ -130,14 +133,7 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     let bytes = std::fs::read(&good).unwrap();
     let cut = dir.path().join("cut-r0003.h5");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let e = run(
-        dir.path(),
-        std::slice::from_ref(&cut),
-        cfg,
-        RunOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fails(&cut, RunOptions::default());
     // a truncation (not corrupt input), at the first frame whose bytes are missing: this
     // stack is chunked and compressed, with its chunk index after the data, so no frame
     // survives the cut
@@ -158,14 +154,8 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     damaged[mid..mid + 64].fill(0xFF);
     let bad_data = dir.path().join("damaged-r0004.h5");
     std::fs::write(&bad_data, &damaged).unwrap();
-    for allow_truncated in [false, true] {
-        let opts = RunOptions {
-            allow_truncated,
-            max_events: None,
-        };
-        let e = run(dir.path(), std::slice::from_ref(&bad_data), cfg, opts)
-            .unwrap_err()
-            .to_string();
+    for options in [RunOptions::default(), allow.clone()] {
+        let e = fails(&bad_data, options);
         assert!(
             e.contains("damaged-r0004.h5") && e.contains(": corrupt: cannot read frame"),
             "{e}"
@@ -182,12 +172,8 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     assert_eq!(s["frames"]["r0002"], 6);
     // With --allow-truncated the run keeps the frames before the cut: none here, so it still
     // fails, naming the file.
-    let opts = RunOptions {
-        allow_truncated: true,
-        max_events: None,
-    };
-    let e = run(dir.path(), std::slice::from_ref(&cut), cfg, opts.clone()).unwrap_err();
-    assert!(e.to_string().contains("cut-r0003.h5"), "{e}");
+    let e = fails(&cut, allow.clone());
+    assert!(e.contains("cut-r0003.h5"), "{e}");
     // A stack stored contiguously (as psana and h5py write it) and cut in the middle of frame
     // 3: the error names frame 3; with --allow-truncated frames 0-2 are averaged.
     let contiguous = dir.path().join("contiguous-r0005.h5");
@@ -200,21 +186,14 @@ fn truncated_and_wrong_shape_inputs_fail_with_file_and_frame() {
     let data_at = bytes.len() - 6 * n * 2;
     let cut = dir.path().join("cut-r0006.h5");
     std::fs::write(&cut, &bytes[..data_at + 7 * n]).unwrap();
-    let e = run(
-        dir.path(),
-        std::slice::from_ref(&cut),
-        cfg,
-        RunOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = fails(&cut, RunOptions::default());
     assert!(
         e.contains(
             "cut-r0006.h5: event 3: truncated: cannot read frame 3 of 6: HDF5 file cut short"
         ),
         "{e}"
     );
-    let s = run(dir.path(), std::slice::from_ref(&cut), cfg, opts).unwrap();
+    let s = run(dir.path(), std::slice::from_ref(&cut), cfg, allow).unwrap();
     assert_eq!(s["frames"]["r0006"], 3);
 }
 
