@@ -90,6 +90,8 @@ pub struct FrameSource {
     next_frame: usize,
     batch: std::collections::VecDeque<Frame>,
     reader: Option<H5Reader>,
+    /// Frames read per batch from an HDF5 stack: 0 for two per thread of the run's pool, 1
+    /// after a failed batch (to name the first bad frame).
     batch_frames: usize,
     /// Frames per input (known for HDF5 before reading; 1 for each CBF).
     pub frames_per_input: Vec<usize>,
@@ -199,7 +201,7 @@ impl FrameSource {
             next_frame: 0,
             batch: Default::default(),
             reader: None,
-            batch_frames: 1,
+            batch_frames: 0,
             frames_per_input,
         })
     }
@@ -261,8 +263,27 @@ impl FrameSource {
                     }
                     let r = self.reader.as_ref()?;
                     let start = self.next_frame;
-                    let count = self.batch_frames.min(frames - start);
-                    match read_block(r, &self.dataset, kind, start, count, self.n_pixels) {
+                    // (0: two frames per thread of the pool the run is in)
+                    let batch = match self.batch_frames {
+                        0 => 2 * rayon::current_num_threads(),
+                        b => b,
+                    };
+                    let count = batch.min(frames - start);
+                    let (dataset, n) = (&self.dataset, self.n_pixels);
+                    let read = if count > 1 {
+                        // the frames of a batch read in parallel, one per task, in order: each
+                        // thread then inflates a compressed frame, or copies a plain one from
+                        // the page cache, instead of the one thread that pulls the frames
+                        use rayon::prelude::*;
+                        (start..start + count)
+                            .into_par_iter()
+                            .map(|k| read_block(r, dataset, kind, k, 1, n))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|blocks| blocks.into_iter().flatten().collect())
+                    } else {
+                        read_block(r, dataset, kind, start, count, n)
+                    };
+                    match read {
                         Ok(list) => {
                             for (k, data) in list.into_iter().enumerate() {
                                 self.batch.push_back(Frame {
