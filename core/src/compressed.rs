@@ -97,11 +97,6 @@ impl<D: Read> Decompressed<D> {
     pub fn consumed(&self) -> u64 {
         self.seen.consumed.load(Relaxed)
     }
-
-    /// The decompressor.
-    pub fn get_ref(&self) -> &D {
-        &self.inner
-    }
 }
 
 impl<D: Read> Read for Decompressed<D> {

@@ -263,7 +263,9 @@ impl FrameSource {
                     }
                     let r = self.reader.as_ref()?;
                     let start = self.next_frame;
-                    // (0: two frames per thread of the pool the run is in)
+                    // (0: two frames per thread of the pool the run is in; two, so that a
+                    // thread done early has a second frame to read while the other finishes,
+                    // a choice not measured against other batch sizes)
                     let batch = match self.batch_frames {
                         0 => 2 * rayon::current_num_threads(),
                         b => b,

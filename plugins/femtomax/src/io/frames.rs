@@ -85,6 +85,16 @@ pub fn group_scans(inputs: &[PathBuf]) -> Result<Vec<Scan>, ReadError> {
 /// Number of frames of an HDF5 stack and the frame shape, checking the dataset is 2-D or 3-D.
 pub fn hdf5_stack_info(path: &Path, dataset: &str) -> Result<(usize, (usize, usize)), ReadError> {
     let r = H5Reader::open(path).map_err(|e| open_error(path, &e))?;
+    stack_info(&r, path, dataset).map(|(n, shape, _)| (n, shape))
+}
+
+/// [`hdf5_stack_info`] of an open file, and whether the dataset is 3-D (a stack, read frame by
+/// frame) rather than one 2-D frame.
+fn stack_info(
+    r: &H5Reader,
+    path: &Path,
+    dataset: &str,
+) -> Result<(usize, (usize, usize), bool), ReadError> {
     if !r.has_dataset(dataset) {
         return Err(ReadError::unexpected(
             path,
@@ -98,8 +108,8 @@ pub fn hdf5_stack_info(path: &Path, dataset: &str) -> Result<(usize, (usize, usi
         .shape(dataset)
         .map_err(|e| e.read_error(path, Position::default()))?;
     match shape[..] {
-        [n, rows, cols] => Ok((n, (rows, cols))),
-        [rows, cols] => Ok((1, (rows, cols))),
+        [n, rows, cols] => Ok((n, (rows, cols), true)),
+        [rows, cols] => Ok((1, (rows, cols), false)),
         _ => Err(ReadError::unexpected(
             path,
             Position::default(),
@@ -201,17 +211,14 @@ impl FrameSource {
                 }
                 Scan::Hdf5(path) => {
                     if self.h5.is_none() {
-                        let (n, shape) = match hdf5_stack_info(&path, &self.dataset) {
-                            Ok(x) => x,
-                            Err(e) => return Some(Err(e)),
-                        };
-                        let three_d = H5Reader::open(&path)
-                            .ok()
-                            .and_then(|r| r.shape(&self.dataset).ok())
-                            .is_some_and(|s| s.len() == 3);
+                        // opened once: its shape, then its frames
                         let reader = match H5Reader::open(&path) {
                             Ok(r) => r,
                             Err(e) => return Some(Err(open_error(&path, &e))),
+                        };
+                        let (n, shape, three_d) = match stack_info(&reader, &path, &self.dataset) {
+                            Ok(x) => x,
+                            Err(e) => return Some(Err(e)),
                         };
                         self.h5 = Some((reader, n, shape, three_d));
                         self.file = Arc::new(path.clone());
