@@ -222,6 +222,11 @@ pub struct CalibScratch {
     peaks: PeakScratch,
     #[cfg(target_arch = "x86_64")]
     fused: crate::calib_avx2::FusedScratch,
+    /// The pixels a screened calibration integrates whatever their R1 ([`keep_for_broken`]).
+    keep: Vec<bool>,
+    /// [`skip_limit`]s computed before, by (width, correction, floor) as bits (a handful of
+    /// entries: one per telescope type and gain).
+    limits: Vec<((usize, u64, u64), f32)>,
     fallbacks: usize,
     searched: usize,
 }
@@ -312,6 +317,38 @@ pub fn calibrate(
     calibrate_with(CalibKernel::selected(), te, cal, geom, ro, scratch, out);
 }
 
+/// [`calibrate`] for a chain that keeps only what its tailcuts cleaning can select: with a
+/// `floor` (the smaller of the picture and boundary thresholds, p.e.), a pixel whose charge
+/// is certainly below it ([`skip_limit`]) is not integrated, and gets NaN as charge and peak
+/// time. Such a pixel can neither be in the cleaning mask nor count as a picture neighbour
+/// (a charge below both thresholds and NaN both fail every threshold compare), and the image
+/// parameters read only the pixels of the mask, so they come out bit for bit as from
+/// [`calibrate`] (tested on every image of both shared files); only the sum over the whole
+/// camera (`image_sum_all`) becomes NaN. The neighbours of HV-disabled pixels are always
+/// integrated (the disabled pixel gets their mean). Applies to NeighborPeakWindowSum on
+/// sampled waveforms of 2 to 64 samples (every camera of the shared files); other
+/// extractors, longer waveforms and ADC-sum cameras ignore the floor. `None`: [`calibrate`].
+pub fn calibrate_screened(
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    floor: Option<f64>,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
+    calibrate_screened_with(
+        CalibKernel::selected(),
+        te,
+        cal,
+        geom,
+        ro,
+        floor,
+        scratch,
+        out,
+    );
+}
+
 /// [`calibrate`] with a given build; a build this CPU cannot run
 /// ([`CalibKernel::is_available`]) is replaced by the fastest slower one it can.
 pub fn calibrate_with(
@@ -323,21 +360,158 @@ pub fn calibrate_with(
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
+    calibrate_screened_with(kernel, te, cal, geom, ro, None, scratch, out);
+}
+
+/// [`calibrate_screened`] with a given build (as [`calibrate_with`]); every build skips the
+/// same pixels.
+#[allow(clippy::too_many_arguments)]
+pub fn calibrate_screened_with(
+    kernel: CalibKernel,
+    te: &TelescopeEvent,
+    cal: &TelCalibration,
+    geom: &CameraGeometry,
+    ro: &TelReadout,
+    floor: Option<f64>,
+    scratch: &mut CalibScratch,
+    out: &mut Dl1Image,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if kernel == CalibKernel::Avx512 && CalibKernel::Avx512.is_available() {
             // SAFETY: the CPU supports AVX2 and AVX-512 F/BW/VL/DQ (checked just above).
-            unsafe { calibrate_avx512(te, cal, geom, ro, scratch, out) };
+            unsafe { calibrate_avx512(te, cal, geom, ro, floor, scratch, out) };
             return;
         }
         if kernel != CalibKernel::Baseline && has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time just above).
-            unsafe { calibrate_avx2(te, cal, geom, ro, scratch, out) };
+            unsafe { calibrate_avx2(te, cal, geom, ro, floor, scratch, out) };
             return;
         }
     }
     let _ = kernel;
-    calibrate_impl::<BASELINE>(te, cal, geom, ro, scratch, out);
+    calibrate_impl::<BASELINE>(te, cal, geom, ro, floor, scratch, out);
+}
+
+/// The largest |R1| of a pixel's row below which its charge is certainly below `floor`:
+/// for `maxabs < skip_limit(..)` the charge `ctapipe` would give, with any peak, is less than
+/// `floor`; 0 (nothing skipped) when no such value exists. `width` is the window width
+/// clipped to the trace, `corr` the integration correction of the pixel's gain.
+///
+/// Why: every sample in the window is at most M = the row's largest |R1| (finite, ≥ 0), so the
+/// float64 window sum of k ≤ width such samples is at most width·M (each rounded partial sum
+/// is at most the rounded partial sum of M's, by the monotonicity of rounding, and j·M is
+/// exact in float64 for j ≤ 64: 24 + 6 bits). The stored charge, `float32(float64(float32(sum))
+/// · corr)` for corr ≥ 0, is then at most the same operations on width·M, which is
+/// `bound(M)`; `bound` is non-decreasing in M, so {M : bound(M) < floor} is an interval
+/// [0, limit), and `limit` is found by bisection over the float32 bit patterns (which are
+/// ordered as the values for M ≥ 0). The cleaning compares charges in float64 with `>=`, so
+/// a charge below `floor` fails both thresholds.
+pub fn skip_limit(width: usize, corr: f64, floor: f64) -> f32 {
+    let bound = |m: f32| {
+        let q = (f64::from(m) * width as f64) as f32;
+        (f64::from(q) * corr) as f32
+    };
+    let below = |m: f32| f64::from(bound(m)) < floor;
+    if !(corr.is_finite() && corr >= 0.0) || width > 64 || !below(0.0) {
+        return 0.0;
+    }
+    if below(f32::MAX) {
+        return f32::INFINITY;
+    }
+    // below(lo) holds, below(hi) does not
+    let (mut lo, mut hi) = (0u32, f32::MAX.to_bits());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if below(f32::from_bits(mid)) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    f32::from_bits(hi)
+}
+
+/// The float32 bound on the sum P of a row's positive R1 below which the charge is certainly
+/// below `floor` (`calib_avx512::positive_sums_below`): floor / (corr·(1 + 2^−12)), 0 (never)
+/// unless corr and floor are positive and finite.
+fn possum_limit(corr: f64, floor: f64) -> f32 {
+    if !(corr.is_finite() && corr > 0.0 && floor.is_finite() && floor > 0.0) {
+        return 0.0;
+    }
+    (floor / (corr * (1.0 + 2f64.powi(-12)))) as f32
+}
+
+/// The pixels [`calibrate_screened`] must integrate whatever their R1: the neighbours of
+/// HV-disabled pixels (`keep[p]`), whose charges the disabled pixel averages. Empty when no
+/// pixel is disabled.
+fn keep_for_broken(geom: &CameraGeometry, ro: &TelReadout, keep: &mut Vec<bool>) {
+    keep.clear();
+    if !ro.any_broken {
+        return;
+    }
+    keep.resize(geom.n_pixels(), false);
+    for p in (0..geom.n_pixels()).filter(|&p| ro.broken[p]) {
+        for &j in geom.neighbors(p) {
+            keep[j as usize] = true;
+        }
+    }
+}
+
+/// The per-gain limits of [`skip_limit`] for the readout's window and corrections, or `None`
+/// when nothing can be skipped (no floor, a gain beyond the two the kernels take).
+fn skip_limits(
+    ro: &TelReadout,
+    ns: usize,
+    floor: Option<f64>,
+    gains: &[u8],
+    cache: &mut Vec<((usize, u64, u64), f32)>,
+) -> Option<[f32; 2]> {
+    let floor = floor?;
+    if gains.iter().fold(0u8, |m, &g| m.max(g)) > 1 {
+        return None;
+    }
+    let width = ro.extractor.window_width.min(ns);
+    let mut limit = |g: usize| {
+        let corr = ro.correction.get(g).copied().unwrap_or(1.0);
+        let key = (width, corr.to_bits(), floor.to_bits());
+        match cache.iter().find(|c| c.0 == key) {
+            Some(c) => c.1,
+            None => {
+                let l = skip_limit(width, corr, floor);
+                if cache.len() >= 64 {
+                    cache.clear();
+                }
+                cache.push((key, l));
+                l
+            }
+        }
+    };
+    let lim = [limit(0), limit(1)];
+    (lim != [0.0, 0.0]).then_some(lim)
+}
+
+/// Whether pixel `p` (largest |R1| `maxabs`, selected gain `g`) is skipped under the limits
+/// `lim` (the one decision every build makes, in the kernels and in [`screen_out`]).
+#[inline(always)]
+pub(crate) fn skipped(maxabs: f32, g: u8, lim: [f32; 2], keep: &[bool], p: usize) -> bool {
+    maxabs < lim[usize::from(g & 1)] && !keep.get(p).copied().unwrap_or(false)
+}
+
+/// NaN charge and peak time for the pixels [`skipped`] (`maxabs(p)` their largest |R1|).
+fn screen_out(out: &mut Dl1Image, lim: [f32; 2], keep: &[bool], maxabs: impl Fn(usize) -> f32) {
+    let n = out.image.len();
+    let (image, peak_time, gain) = (
+        &mut out.image[..n],
+        &mut out.peak_time[..n],
+        &out.selected_gain[..n],
+    );
+    for p in 0..n {
+        // a select, not a branch: the left-out pixels come in no predictable order
+        let s = skipped(maxabs(p), gain[p], lim, keep, p);
+        image[p] = if s { f32::NAN } else { image[p] };
+        peak_time[p] = if s { f32::NAN } else { peak_time[p] };
+    }
 }
 
 /// [`calibrate`] compiled for baseline x86_64 (SSE2), used where AVX2 is missing and to test
@@ -350,7 +524,7 @@ pub fn calibrate_baseline(
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<BASELINE>(te, cal, geom, ro, scratch, out);
+    calibrate_impl::<BASELINE>(te, cal, geom, ro, None, scratch, out);
 }
 
 /// Kernel builds of `calibrate_impl`.
@@ -369,10 +543,11 @@ unsafe fn calibrate_avx2(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
+    floor: Option<f64>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<AVX2>(te, cal, geom, ro, scratch, out);
+    calibrate_impl::<AVX2>(te, cal, geom, ro, floor, scratch, out);
 }
 
 /// # Safety
@@ -384,10 +559,11 @@ unsafe fn calibrate_avx512(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
+    floor: Option<f64>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<AVX512>(te, cal, geom, ro, scratch, out);
+    calibrate_impl::<AVX512>(te, cal, geom, ro, floor, scratch, out);
 }
 
 /// The calibration; `K` selects the build (`BASELINE`, `AVX2` or `AVX512`; the caller
@@ -398,6 +574,7 @@ fn calibrate_impl<const K: u8>(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
+    floor: Option<f64>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
@@ -450,11 +627,20 @@ fn calibrate_impl<const K: u8>(
 
     // The default extractor on sampled waveforms: the fused AVX2 or AVX-512 kernel
     // (bit-identical to the code below, which the baseline build runs).
+    // the floor applies where the fused kernels run (and to the baseline build there)
+    let screened =
+        ex.kind == ExtractorKind::NeighborPeakWindowSum && (2..=FUSED_MAX_SAMPLES).contains(&ns);
+    let lim = if screened {
+        skip_limits(ro, ns, floor, &out.selected_gain, &mut scratch.limits)
+    } else {
+        None
+    };
+    if lim.is_some() {
+        keep_for_broken(geom, ro, &mut scratch.keep);
+    }
+
     #[cfg(target_arch = "x86_64")]
-    if K != BASELINE
-        && ex.kind == ExtractorKind::NeighborPeakWindowSum
-        && (2..=crate::calib_avx2::MAX_SAMPLES).contains(&ns)
-    {
+    if K != BASELINE && screened {
         let (ptr, idx) = if ro.any_broken {
             filtered_neighbors(geom, ro, &mut scratch.nb_ptr, &mut scratch.nb_idx);
             (&scratch.nb_ptr[..], &scratch.nb_idx[..])
@@ -476,6 +662,14 @@ fn calibrate_impl<const K: u8>(
             shift: ex.window_shift,
             rate: ro.sampling_rate_ghz,
             correction: &ro.correction,
+            skip_below: lim.unwrap_or([0.0; 2]),
+            skip_possum_below: match (lim, floor) {
+                (Some(_), Some(f)) => {
+                    [0, 1].map(|g| possum_limit(ro.correction.get(g).copied().unwrap_or(1.0), f))
+                }
+                _ => [0.0; 2],
+            },
+            keep: &scratch.keep,
         };
         let fused: unsafe fn(
             &crate::calib_avx2::FusedImage,
@@ -493,6 +687,11 @@ fn calibrate_impl<const K: u8>(
         scratch.fallbacks +=
             unsafe { fused(&im, &mut scratch.fused, &mut out.image, &mut out.peak_time) };
         scratch.searched += np;
+        if let (Some(lim), false) = (lim, K == AVX512) {
+            // (the AVX-512 build writes NaN for the pixels it leaves out itself)
+            let maxabs = &scratch.fused.maxabs;
+            screen_out(out, lim, &scratch.keep, |p| maxabs[p]);
+        }
         fill_broken(geom, ro, out);
         return;
     }
@@ -591,8 +790,19 @@ fn calibrate_impl<const K: u8>(
         // remaining peak-time shift from LaserCalibration tm_calib (float32 subtraction)
         out.peak_time[p] = t - cal.time_shift[g * np + p];
     }
+    if let Some(lim) = lim {
+        // the largest |R1| of each row, as the fused kernels find it (the same value when
+        // finite; not finite here or there: never skipped)
+        screen_out(out, lim, &scratch.keep, |p| {
+            max_abs_and_constant(&wave[p * ns..(p + 1) * ns]).0
+        });
+    }
     fill_broken(geom, ro, out);
 }
+
+/// The longest waveform the fused kernels (and so a screened calibration) take: 8 vectors of
+/// 8 floats.
+pub(crate) const FUSED_MAX_SAMPLES: usize = 64;
 
 /// ctapipe `extract_around_peak` of one waveform `w` (its `n_samples` samples): the window
 /// `[peak − shift, peak − shift + width)` clipped to the trace, summed in float64, and the
@@ -1466,7 +1676,7 @@ mod tests {
     fn dispatched_calibration_equals_baseline() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let mut cases = 0;
+        let (mut cases, mut left_out) = (0, 0);
         let mut dispatched = CalibScratch::default();
         // every SIMD build this CPU runs, each against the baseline build
         let mut fast: Vec<(CalibKernel, CalibScratch)> = Vec::new();
@@ -1578,15 +1788,90 @@ mod tests {
                         "{kernel:?}: ns {ns} gains {n_gains} lw {lw} width {width} shift {shift}"
                     );
                 }
+                // screened by every build at several floors: a left-out pixel's charge is
+                // below the floor, every other output bit for bit the full calibration's
+                for floor in [0.3, 2.0, 9.0, 60.0] {
+                    let mut builds = vec![(CalibKernel::Baseline, CalibScratch::default())];
+                    builds.extend(fast.iter().map(|(k, _)| (*k, CalibScratch::default())));
+                    for (kernel, mut scratch) in builds {
+                        let mut a = Dl1Image::default();
+                        calibrate_screened_with(
+                            kernel,
+                            &te,
+                            &cal,
+                            &g,
+                            &ro,
+                            Some(floor),
+                            &mut scratch,
+                            &mut a,
+                        );
+                        let at = format!("{kernel:?}: ns {ns} lw {lw} width {width} floor {floor}");
+                        for p in 0..np {
+                            let same = a.image[p].to_bits() == b.image[p].to_bits()
+                                && a.peak_time[p].to_bits() == b.peak_time[p].to_bits();
+                            if !same {
+                                // left out: NaN, and the full charge fails the threshold
+                                // (below it, or NaN)
+                                assert!(a.image[p].is_nan() && a.peak_time[p].is_nan(), "{at} {p}");
+                                assert!(!(f64::from(b.image[p]) >= floor), "{at} pixel {p}");
+                                left_out += 1;
+                            }
+                        }
+                    }
+                }
                 cases += 1;
             }
         }
         assert_eq!(cases, 65 * 4);
+        assert!(left_out > 10_000, "{left_out} pixels left out");
         // the float64 near-tie path of every SIMD build was exercised
         for (kernel, scratch) in &fast {
             let (fallbacks, searched) = scratch.peak_fallbacks();
             assert!(fallbacks > 100, "{kernel:?}: {fallbacks} of {searched}");
         }
+    }
+
+    /// `skip_limit` is the boundary of {M : bound(M) < floor}: every float32 just below it is
+    /// inside, the limit itself and the floats just above are not (checked around the limit
+    /// and on random values), for windows 1..=64, corrections around 1 and floors from 0.01
+    /// to 1000; 0 for a negative or non-finite correction or a floor ≤ 0.
+    #[test]
+    fn skip_limit_is_the_boundary() {
+        use rand::{Rng, SeedableRng};
+        let bound = |m: f32, width: usize, corr: f64| {
+            let q = (f64::from(m) * width as f64) as f32;
+            (f64::from(q) * corr) as f32
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..3000 {
+            let width = rng.random_range(1..=64usize);
+            let corr = rng.random_range(0.5..2.0f64);
+            let floor = 10f64.powf(rng.random_range(-2.0..3.0));
+            let lim = skip_limit(width, corr, floor);
+            assert!(lim > 0.0 && lim.is_finite());
+            let below = |m: f32| f64::from(bound(m, width, corr)) < floor;
+            let mut m = lim;
+            for _ in 0..20 {
+                assert!(!below(m), "{width} {corr} {floor}: {m} at or above {lim}");
+                m = f32::from_bits(m.to_bits() + 1);
+            }
+            let mut m = lim;
+            for _ in 0..20 {
+                m = f32::from_bits(m.to_bits() - 1);
+                assert!(below(m), "{width} {corr} {floor}: {m} below {lim}");
+            }
+            let x = rng.random_range(0.0..2.0 * lim);
+            assert_eq!(below(x), x < lim, "{width} {corr} {floor}: {x}");
+        }
+        assert_eq!(skip_limit(7, -1.0, 5.0), 0.0);
+        assert_eq!(skip_limit(7, f64::NAN, 5.0), 0.0);
+        assert_eq!(skip_limit(7, 1.0, 0.0), 0.0);
+        assert_eq!(skip_limit(7, 1.0, f64::NAN), 0.0);
+        // with no correction every finite charge is 0, up to where 7·M overflows float32
+        assert_eq!(
+            skip_limit(7, 0.0, 5.0),
+            f32::from_bits((f32::MAX / 7.0).to_bits() + 1)
+        );
     }
 
     /// Gain selection: any high-gain sample above 4000 ADC switches the pixel to low gain.

@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 
 /// Longest waveform (samples) the fused path takes (8 vectors of 8 floats).
-pub(crate) const MAX_SAMPLES: usize = 64;
+pub(crate) const MAX_SAMPLES: usize = crate::calib::FUSED_MAX_SAMPLES;
 
 /// Reusable buffers of [`neighbor_window_sum`] (and of the AVX-512 build's).
 #[derive(Debug, Default)]
@@ -166,6 +166,16 @@ pub(crate) struct FusedImage<'a> {
     pub rate: f64,
     /// Integration correction per gain.
     pub correction: &'a [f64],
+    /// Per selected gain, the largest |R1| below which a pixel may be left out
+    /// (`calib::skip_limit`; `[0, 0]`: none). The caller overwrites the outputs of the pixels
+    /// `calib::skipped` decides on, so a build may leave them unwritten (the AVX-512 build
+    /// does; this one computes every pixel).
+    pub skip_below: [f32; 2],
+    /// Per selected gain, the sum of a row's positive R1 below which the AVX-512 build leaves
+    /// a pixel out too (`calib_avx512::positive_sums_below`; `[0, 0]`: not used).
+    pub skip_possum_below: [f32; 2],
+    /// Pixels never left out (`calib::skipped`), or empty.
+    pub keep: &'a [bool],
 }
 
 /// Calibrate one image (the caller guarantees AVX2, `2 ≤ n_samples ≤ 64`, consistent slice
@@ -850,6 +860,9 @@ pub(crate) mod tests {
                 shift: 3,
                 rate: 1.0,
                 correction: &[1.0],
+                skip_below: [0.0; 2],
+                skip_possum_below: [0.0; 2],
+                keep: &[],
             }
         }
 

@@ -138,6 +138,8 @@ fn passes<const V: usize>(
     let mut reach = 0;
     r1_check::<V>(im, sc);
     let ex = Extractor::new(im, 16 * V);
+    let screening = im.skip_below != [0.0; 2];
+    assert!(im.keep.is_empty() || im.keep.len() == np);
     let mut fallbacks = 0;
     // the CSR offsets are non-decreasing and end within the indices: each pixel's
     // neighbour slice is then taken unchecked
@@ -165,6 +167,13 @@ fn passes<const V: usize>(
     // sixteen pixels at a time: their sums first, then their sixteen horizontal maxima in
     // one transposing reduction, then their candidates (see `peak_block`)
     let blocks = np / 16 * 16;
+    // When the caller screens, the pixels to integrate wait here until sixteen of them make a
+    // block (for a camera where half of them are left out in no order, a block of sixteen
+    // consecutive pixels would branch around each left-out one: measured slower than
+    // integrating them all), in increasing order; `pend_lo` is the lowest row they read.
+    let mut pend = [0usize; 32];
+    let mut n_pend = 0;
+    let mut pend_lo = usize::MAX;
     for p0 in (0..blocks).step_by(16) {
         // the rows this block reads: its own and its neighbours' (indices < n_pixels, checked
         // by `FusedScratch::prepare`), converted at least 16 at a time (measured: chunks of
@@ -185,6 +194,13 @@ fn passes<const V: usize>(
         let needed = hi as usize + 1;
         if needed > r1_done {
             let to = needed.max(r1_done + 16).min(np);
+            // converting up to `to` overwrites the rows below to − ring: first the pending
+            // pixels that read one of them
+            if n_pend > 0 && to - pend_lo > ring {
+                fallbacks +=
+                    flush::<V>(im, sc, &ex, &pend[..n_pend], &neighbours, image, peak_time);
+                (n_pend, pend_lo) = (0, usize::MAX);
+            }
             // SAFETY: r1_done < to ≤ n_pixels; `r1_check` passed.
             unsafe { r1_range::<V>(im, sc, r1_done, to) };
             r1_done = to;
@@ -194,14 +210,81 @@ fn passes<const V: usize>(
         if reach > ring {
             return Err(RingTooSmall);
         }
-        fallbacks += peak_block::<V>(im, sc, p0, &neighbours);
-        if ex.base.simd_ok {
-            ex.sixteen(im, sc, p0, image, peak_time);
-        } else {
-            for p in p0..p0 + 16 {
-                ex.base.one(im, sc, p, image, peak_time);
+        let consecutive: [usize; 16] = std::array::from_fn(|i| p0 + i);
+        if !screening {
+            fallbacks += block::<V>(
+                im,
+                sc,
+                &ex,
+                &consecutive,
+                0xFFFF,
+                true,
+                &neighbours,
+                image,
+                peak_time,
+            );
+            continue;
+        }
+        // the pixels to integrate (`calib::skipped` decides, then the sums of positive R1
+        // for the others), NaN for the rest (masked stores, no branch per pixel)
+        // SAFETY: p0 + 16 ≤ n_pixels; `r1_check` passed.
+        let mut need = unsafe { to_integrate(im, sc, p0) };
+        if need.count_ones() >= 4 && im.skip_possum_below != [0.0; 2] {
+            need &= !positive_sums_below::<V>(im, sc, p0);
+        }
+        // SAFETY: p0 + 16 ≤ n_pixels = image.len() = peak_time.len() (`prepare`).
+        unsafe {
+            let nan = _mm512_set1_ps(f32::NAN);
+            let out = !need as __mmask16;
+            _mm512_mask_storeu_ps(image.as_mut_ptr().add(p0), out, nan);
+            _mm512_mask_storeu_ps(peak_time.as_mut_ptr().add(p0), out, nan);
+        }
+        if need == 0xFFFF && n_pend == 0 {
+            fallbacks += block::<V>(
+                im,
+                sc,
+                &ex,
+                &consecutive,
+                0xFFFF,
+                true,
+                &neighbours,
+                image,
+                peak_time,
+            );
+            continue;
+        }
+        let mut bits = need;
+        while bits != 0 {
+            pend[n_pend] = p0 + bits.trailing_zeros() as usize;
+            n_pend += 1;
+            bits &= bits - 1;
+        }
+        if need != 0 {
+            pend_lo = pend_lo.min(lo as usize);
+        }
+        if n_pend >= 16 {
+            let pix: [usize; 16] = std::array::from_fn(|i| pend[i]);
+            fallbacks += block::<V>(
+                im,
+                sc,
+                &ex,
+                &pix,
+                0xFFFF,
+                false,
+                &neighbours,
+                image,
+                peak_time,
+            );
+            pend.copy_within(16..n_pend, 0);
+            n_pend -= 16;
+            if n_pend == 0 {
+                pend_lo = usize::MAX;
             }
         }
+    }
+    // the pending pixels before the last rows are converted
+    if n_pend > 0 {
+        fallbacks += flush::<V>(im, sc, &ex, &pend[..n_pend], &neighbours, image, peak_time);
     }
     // SAFETY: r1_done ≤ n_pixels; `r1_check` passed.
     unsafe { r1_range::<V>(im, sc, r1_done, np) };
@@ -215,9 +298,15 @@ fn passes<const V: usize>(
     }
     // the rest two pixels at a time: their horizontal maxima share one reduction, and the
     // two chains of latencies (sums, maximum, threshold, compares) interleave
+    let skip = |p: usize| {
+        screening && crate::calib::skipped(sc.maxabs[p], im.gain[p], im.skip_below, im.keep, p)
+    };
     for p in (blocks..np).step_by(2) {
         // the last pixel of an odd count twice
         let q = (p + 1).min(np - 1);
+        if skip(p) && skip(q) {
+            continue;
+        }
         let [(pa, ea), (pb, eb)] = peak_pair::<V>(im, sc, [p, q], [neighbours(p), neighbours(q)]);
         // SAFETY: p ≤ q < n_pixels ≤ peak.len() (asserted above).
         unsafe {
@@ -227,9 +316,154 @@ fn passes<const V: usize>(
         fallbacks += usize::from(ea) + usize::from(eb && q != p);
     }
     for p in blocks..np {
-        ex.base.one(im, sc, p, image, peak_time);
+        if skip(p) {
+            image[p] = f32::NAN;
+            peak_time[p] = f32::NAN;
+        } else {
+            ex.base.one(im, sc, p, image, peak_time);
+        }
     }
     Ok((fallbacks, reach))
+}
+
+/// Peaks and window sums of the pixels `pix` of `need` (bit i for `pix[i]`; `contiguous`:
+/// the sixteen consecutive pixels from `pix[0]`); returns the pixels that needed float64
+/// sums. Not inlined: its callers are several, and the peak search (`peak_block`, `sums`)
+/// is then inlined here, once.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn block<'a, const V: usize>(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    ex: &Extractor,
+    pix: &[usize; 16],
+    need: u32,
+    contiguous: bool,
+    neighbours: &impl Fn(usize) -> &'a [u32],
+    image: &mut [f32],
+    peak_time: &mut [f32],
+) -> usize {
+    let fallbacks = peak_block::<V>(im, sc, pix, need, neighbours);
+    // the window sums in vectors unless only a few pixels are to be integrated
+    if ex.base.simd_ok && need.count_ones() >= 4 {
+        let write = need as __mmask16;
+        if contiguous {
+            ex.sixteen::<true>(im, sc, pix, image, peak_time, write);
+        } else {
+            ex.sixteen::<false>(im, sc, pix, image, peak_time, write);
+        }
+    } else {
+        for i in (0..16).filter(|i| need >> i & 1 != 0) {
+            ex.base.one(im, sc, pix[i], image, peak_time);
+        }
+    }
+    fallbacks
+}
+
+/// [`block`] for fewer than sixteen pending pixels (`pend`, 1..=16 of them; the free lanes
+/// repeat the first pixel and are left out).
+#[inline(never)] // once per image or when the ring moves on
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn flush<'a, const V: usize>(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    ex: &Extractor,
+    pend: &[usize],
+    neighbours: &impl Fn(usize) -> &'a [u32],
+    image: &mut [f32],
+    peak_time: &mut [f32],
+) -> usize {
+    assert!((1..=16).contains(&pend.len()));
+    let pix: [usize; 16] = std::array::from_fn(|i| pend.get(i).copied().unwrap_or(pend[0]));
+    let need = u32::MAX >> (32 - pend.len());
+    block::<V>(im, sc, ex, &pix, need, false, neighbours, image, peak_time)
+}
+
+/// The pixels of `p0..p0 + 16` (bit i for pixel p0 + i) whose charge is certainly below the
+/// caller's floor by the sum P of their positive R1 samples: any window's float64 sum is at
+/// most P (the samples it leaves out or that are negative only lower it), so the stored
+/// charge is at most P·corr·(1 + 2^−15) (P summed in float32 here, in any order, is within
+/// 63·2^−24 of the exact sum; the float64 sum, the float32 and float64 roundings of the charge
+/// add less than 2^−22); `skip_possum_below` = floor / (corr·(1 + 2^−12)) rounded to float32
+/// keeps that below the floor. Never a pixel of `keep`; a NaN sample counts as 0 (its window
+/// sum is NaN, which no threshold selects). The rows of the sixteen hold R1.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn positive_sums_below<const V: usize>(im: &FusedImage, sc: &FusedScratch, p0: usize) -> u32 {
+    let np = im.n_pixels;
+    assert!(p0 + 16 <= np && sc.wave.len() >= np * 16 * V && im.gain.len() >= np);
+    let last = last_mask::<V>(im.n_samples);
+    let zero = _mm512_setzero_ps();
+    let rows: [__m512; 16] = std::array::from_fn(|i| {
+        let r = sc.row_start(p0 + i, 16 * V);
+        let mut acc = zero;
+        for q in 0..V {
+            // SAFETY: 16 floats of the row (r + 16·V ≤ wave.len(), asserted above).
+            let x = unsafe { _mm512_loadu_ps(sc.wave.as_ptr().add(r + 16 * q)) };
+            // the padding lanes of the last vector count 0
+            let pos = if q + 1 < V {
+                _mm512_max_ps(x, zero)
+            } else {
+                _mm512_maskz_max_ps(last, x, zero)
+            };
+            acc = _mm512_add_ps(acc, pos);
+        }
+        acc
+    });
+    let sums = hreduce16(&rows, |a, b| _mm512_add_ps(a, b));
+    // SAFETY: 16 gains from p0 (asserted above).
+    let g = unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(im.gain.as_ptr().add(p0).cast())) };
+    let [l0, l1] = im.skip_possum_below;
+    let lim = _mm512_mask_blend_ps(
+        _mm512_test_epi32_mask(g, _mm512_set1_epi32(1)),
+        _mm512_set1_ps(l0),
+        _mm512_set1_ps(l1),
+    );
+    let below = u32::from(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(sums, lim));
+    let keep = if im.keep.is_empty() {
+        0
+    } else {
+        (0..16).fold(0u32, |k, i| k | u32::from(im.keep[p0 + i]) << i)
+    };
+    below & !keep
+}
+
+/// The pixels of `p0..p0 + 16` to integrate (bit i for pixel p0 + i): those that
+/// `calib::skipped` keeps, from their largest |R1| (`sc.maxabs`), selected gain and `keep`
+/// flag, in one compare.
+///
+/// # Safety
+/// The features of [`available`]; `p0 + 16 ≤ n_pixels`; [`r1_check`] passed (so `gain` and
+/// `maxabs` hold `n_pixels` values); `keep` empty or of `n_pixels` flags.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn to_integrate(im: &FusedImage, sc: &FusedScratch, p0: usize) -> u32 {
+    // SAFETY: 16 values each from p0 (contract).
+    let (m, g) = unsafe {
+        (
+            _mm512_loadu_ps(sc.maxabs.as_ptr().add(p0)),
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(im.gain.as_ptr().add(p0).cast())),
+        )
+    };
+    // lim[g & 1], as `calib::skipped`
+    let one = _mm512_set1_epi32(1);
+    let [l0, l1] = im.skip_below;
+    let lim = _mm512_mask_blend_ps(
+        _mm512_test_epi32_mask(g, one),
+        _mm512_set1_ps(l0),
+        _mm512_set1_ps(l1),
+    );
+    // maxabs < limit (false for NaN)
+    let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, lim);
+    let keep = if im.keep.is_empty() {
+        0
+    } else {
+        // SAFETY: 16 flags from p0 (contract); a bool is one byte, 0 or 1.
+        let k = unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(im.keep.as_ptr().add(p0).cast())) };
+        _mm512_test_epi32_mask(k, one)
+    };
+    u32::from(!below | keep)
 }
 
 /// The valid lanes (the first `ns − 16·(V − 1)`, 1..=16) of a row's last vector.
@@ -664,11 +898,18 @@ const HMAX16_ORDER: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 1
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 fn hmax16(m: &[__m512; 16]) -> __m512 {
+    hreduce16(m, |a, b| _mm512_max_ps(a, b))
+}
+
+/// [`hmax16`]'s network with any lane-wise operation `op` (the sums of [`to_integrate`]).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn hreduce16(m: &[__m512; 16], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
     // 256-bit halves: [a.lo, b.lo] against [a.hi, b.hi] → 8 lanes each of a and b
     let mut h = [_mm512_setzero_ps(); 8];
     for (i, h) in h.iter_mut().enumerate() {
         let (a, b) = (m[2 * i], m[2 * i + 1]);
-        *h = _mm512_max_ps(
+        *h = op(
             _mm512_shuffle_f32x4::<0b0100_0100>(a, b),
             _mm512_shuffle_f32x4::<0b1110_1110>(a, b),
         );
@@ -678,7 +919,7 @@ fn hmax16(m: &[__m512; 16]) -> __m512 {
     let mut q = [_mm512_setzero_ps(); 4];
     for (i, q) in q.iter_mut().enumerate() {
         let (a, b) = (h[2 * i], h[2 * i + 1]);
-        *q = _mm512_max_ps(
+        *q = op(
             _mm512_shuffle_f32x4::<0b1000_1000>(a, b),
             _mm512_shuffle_f32x4::<0b1101_1101>(a, b),
         );
@@ -688,14 +929,14 @@ fn hmax16(m: &[__m512; 16]) -> __m512 {
     let mut r = [_mm512_setzero_ps(); 2];
     for (i, r) in r.iter_mut().enumerate() {
         let (a, b) = (q[2 * i], q[2 * i + 1]);
-        *r = _mm512_max_ps(
+        *r = op(
             _mm512_shuffle_ps::<0b0100_0100>(a, b),
             _mm512_shuffle_ps::<0b1110_1110>(a, b),
         );
     }
     // quarter k of r[0] holds (pixel k: 2 lanes, pixel k + 4: 2 lanes), of r[1] pixels
     // k + 8 and k + 12: (even lanes) against (odd lanes) → lane 4k + l is pixel k + 4l
-    let x = _mm512_max_ps(
+    let x = op(
         _mm512_shuffle_ps::<0b1000_1000>(r[0], r[1]),
         _mm512_shuffle_ps::<0b1101_1101>(r[0], r[1]),
     );
@@ -704,7 +945,9 @@ fn hmax16(m: &[__m512; 16]) -> __m512 {
     _mm512_permutexvar_ps(order, x)
 }
 
-/// The neighbour peaks of pixels `p0..p0 + 16` (`neighbours(p)` their CSR slices), by the
+/// The neighbour peaks of the pixels `pix` (those of `need`, bit i for `pix[i]`; sixteen
+/// consecutive pixels, or those a screened calibration keeps; `neighbours(p)` their CSR
+/// slices), by the
 /// screen of `decide` with the same sums, bounds, maxima, thresholds and compares; returns
 /// how many needed float64 sums. The sums of the sixteen pixels come first (independent
 /// loads and additions, kept on the stack), then their horizontal maxima in one
@@ -721,17 +964,24 @@ fn hmax16(m: &[__m512; 16]) -> __m512 {
 fn peak_block<'a, const V: usize>(
     im: &FusedImage,
     sc: &mut FusedScratch,
-    p0: usize,
+    pix: &[usize; 16],
+    need: u32,
     neighbours: &impl Fn(usize) -> &'a [u32],
 ) -> usize {
-    assert!(p0 + 16 <= im.n_pixels && sc.peak.len() >= im.n_pixels);
+    assert!(pix.iter().all(|&p| p < im.n_pixels) && sc.peak.len() >= im.n_pixels);
     // (not zero-filled: every element is written in the first loop)
     let mut acc = [const { MaybeUninit::<[__m512; V]>::uninit() }; 16];
     let mut m = [const { MaybeUninit::<__m512>::uninit() }; 16];
     let mut d = [0.0f32; 16];
     for i in 0..16 {
-        let nb = neighbours(p0 + i);
-        let (a, bound) = sums::<V>(im, sc, p0 + i, nb);
+        if need >> i & 1 == 0 {
+            // a pixel left out: no sums (its maximum and threshold are never used)
+            m[i].write(_mm512_setzero_ps());
+            acc[i].write([_mm512_setzero_ps(); V]);
+            continue;
+        }
+        let nb = neighbours(pix[i]);
+        let (a, bound) = sums::<V>(im, sc, pix[i], nb);
         m[i].write(lane_max::<V>(&a, im.n_samples));
         acc[i].write(a);
         d[i] = margin(nb, bound);
@@ -757,7 +1007,13 @@ fn peak_block<'a, const V: usize>(
     let mut multi = [(0usize, 0u64); 16];
     let mut n_multi = 0;
     for i in 0..16 {
-        let p = p0 + i;
+        let p = pix[i];
+        if need >> i & 1 == 0 {
+            // left out (or a free lane repeating a pixel of the block): its peak is not
+            // written; the window sums of the sixteen then read whatever peak the scratch
+            // holds (< 64, a peak of some image), clamped to the trace, and do not write it
+            continue;
+        }
         let (pk, slow) = if finite >> i & 1 != 0 {
             let bits = candidates::<V>(im, &acc[i], _mm512_set1_ps(t[i]));
             multi[n_multi] = (p, bits);
@@ -869,7 +1125,8 @@ impl Extractor {
         }
     }
 
-    /// Pixels `p..p + 16` (window width ≤ 8) as two groups of eight float64 lanes, the two
+    /// Pixels `p..p + 16` (window width ≤ 8; written: those of the mask `write`, bit i for
+    /// pixel p + i) as two groups of eight float64 lanes, the two
     /// groups' chains of latencies (window sums, division) interleaved: each lane adds its
     /// own window in sample order, so every sum is the scalar one; lanes past a window's end
     /// are zeroed by the masked conversion and add +0.0, which leaves the sums unchanged
@@ -877,19 +1134,25 @@ impl Extractor {
     /// build's four-pixel form.
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-    fn sixteen(
+    fn sixteen<const C: bool>(
         &self,
         im: &FusedImage,
         sc: &FusedScratch,
-        p: usize,
+        pix: &[usize; 16],
         image: &mut [f32],
         peak_time: &mut [f32],
+        write: __mmask16,
     ) {
         let np = im.n_pixels;
         let ns = im.n_samples;
         let zero = _mm512_setzero_pd();
         let zero8 = _mm256_setzero_si256();
-        assert!(self.base.simd_ok && p + 16 <= np && sc.peak.len() >= np && im.gain.len() >= np);
+        if C {
+            assert!(pix[0] + 16 <= np && (0..16).all(|i| pix[i] == pix[0] + i));
+        } else {
+            assert!(pix.iter().all(|&p| p < np));
+        }
+        assert!(self.base.simd_ok && sc.peak.len() >= np && im.gain.len() >= np);
         assert!(sc.wave.len() >= np * self.base.stride + 8 && image.len() >= np);
         assert!(peak_time.len() >= np);
         // SAFETY: 16 i32 each.
@@ -901,12 +1164,20 @@ impl Extractor {
         let mut count = [zero8; 2];
         let mut w = [[_mm512_setzero_ps(); 4]; 2];
         for g in 0..2 {
-            let p = p + 8 * g;
+            let px: &[usize; 8] = pix[8 * g..][..8]
+                .try_into()
+                .unwrap_or_else(|_| unreachable!());
             // the windows of the eight pixels in int32 lanes, as `calib::extract_around_peak`
             // (peaks < 64, |shift| ≤ 2^20 and width ≤ 8, checked by `simd_ok`, so nothing
             // overflows)
-            // SAFETY: p + 8 ≤ np ≤ peak.len() (asserted above).
-            pk[g] = unsafe { _mm256_loadu_si256(sc.peak.as_ptr().add(p).cast()) };
+            pk[g] = if C {
+                // SAFETY: px[0] + 8 ≤ np ≤ peak.len() (asserted above).
+                unsafe { _mm256_loadu_si256(sc.peak.as_ptr().add(px[0]).cast()) }
+            } else {
+                let v = px.map(|p| sc.peak[p]);
+                // SAFETY: 8 u32.
+                unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+            };
             let a = _mm256_sub_epi32(pk[g], _mm256_set1_epi32(self.base.shift as i32));
             start[g] = _mm256_max_epi32(a, zero8);
             let ns8 = _mm256_set1_epi32(ns as i32);
@@ -925,9 +1196,9 @@ impl Extractor {
             // SAFETY: 8 i32.
             unsafe { _mm256_storeu_si256(offs.as_mut_ptr().cast(), first) };
             let row = |l: usize| {
-                // SAFETY: row_start(p + l) + min(start, ns) + 8 ≤ (p + l)·stride + ns + 8 ≤
+                // SAFETY: row_start(px[l]) + min(start, ns) + 8 ≤ px[l]·stride + ns + 8 ≤
                 // np·stride + 8 ≤ wave.len() (asserted above; l < 8, offs ≤ ns ≤ stride).
-                let r = sc.row_start(p + l, self.base.stride);
+                let r = sc.row_start(px[l], self.base.stride);
                 unsafe { _mm256_loadu_ps(base.add(r + offs[l] as usize)) }
             };
             let pair =
@@ -973,19 +1244,33 @@ impl Extractor {
             _mm512_cvtpd_ps(_mm512_div_pd(num[1], den[1])),
         ];
         for g in 0..2 {
-            let p = p + 8 * g;
+            let px: &[usize; 8] = pix[8 * g..][..8]
+                .try_into()
+                .unwrap_or_else(|_| unreachable!());
             // selected gains (0 or 1, checked by `simd_ok`) as a lane mask
-            let mut g8 = [0u8; 8];
-            g8.copy_from_slice(&im.gain[p..p + 8]);
+            let g8 = if C {
+                let mut g8 = [0u8; 8];
+                g8.copy_from_slice(&im.gain[px[0]..px[0] + 8]);
+                g8
+            } else {
+                px.map(|p| im.gain[p])
+            };
             let g8 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u64::from_le_bytes(g8) as i64));
             let gm: __mmask8 = _mm256_test_epi32_mask(g8, g8);
             // SAFETY: time_shift holds n_pixels floats per gain present (checked by
-            // `simd_ok`).
+            // `simd_ok`), 8 floats per array.
             let ts = unsafe {
-                let t0 = _mm256_loadu_ps(im.time_shift.as_ptr().add(p));
+                let shifts = |gain: usize| {
+                    if C {
+                        _mm256_loadu_ps(im.time_shift.as_ptr().add(gain * np + px[0]))
+                    } else {
+                        let v = px.map(|p| *im.time_shift.get_unchecked(gain * np + p));
+                        _mm256_loadu_ps(v.as_ptr())
+                    }
+                };
+                let t0 = shifts(0);
                 if self.base.two_gains {
-                    let t1 = _mm256_loadu_ps(im.time_shift.as_ptr().add(np + p));
-                    _mm256_mask_blend_ps(gm, t0, t1)
+                    _mm256_mask_blend_ps(gm, t0, shifts(1))
                 } else {
                     t0
                 }
@@ -1005,10 +1290,25 @@ impl Extractor {
             let q = _mm512_cvtps_pd(_mm512_cvtpd_ps(sum[g]));
             let img = _mm512_cvtpd_ps(_mm512_mul_pd(q, corr));
             let out_t = _mm256_sub_ps(t, ts);
-            // SAFETY: p + 8 ≤ np ≤ image.len(), peak_time.len() (asserted above).
-            unsafe {
-                _mm256_storeu_ps(image.as_mut_ptr().add(p), img);
-                _mm256_storeu_ps(peak_time.as_mut_ptr().add(p), out_t);
+            // only the pixels of `write`
+            let w8 = (write >> (8 * g)) as __mmask8;
+            if C {
+                // SAFETY: px[0] + 8 ≤ np ≤ image.len(), peak_time.len() (asserted above).
+                unsafe {
+                    _mm256_mask_storeu_ps(image.as_mut_ptr().add(px[0]), w8, img);
+                    _mm256_mask_storeu_ps(peak_time.as_mut_ptr().add(px[0]), w8, out_t);
+                }
+            } else {
+                let (mut vi, mut vt) = ([0f32; 8], [0f32; 8]);
+                // SAFETY: 8 floats each.
+                unsafe {
+                    _mm256_storeu_ps(vi.as_mut_ptr(), img);
+                    _mm256_storeu_ps(vt.as_mut_ptr(), out_t);
+                }
+                for l in (0..8).filter(|l| w8 >> l & 1 != 0) {
+                    image[px[l]] = vi[l];
+                    peak_time[px[l]] = vt[l];
+                }
             }
         }
     }
@@ -1173,6 +1473,9 @@ mod tests {
                 shift: 3,
                 rate: 1.0,
                 correction: &[1.0],
+                skip_below: [0.0; 2],
+                skip_possum_below: [0.0; 2],
+                keep: &[],
             };
             let (mut q, mut t) = (vec![0f32; np], vec![0f32; np]);
             // SAFETY: the features checked above (AVX-512 implies AVX2); 2 ≤ ns ≤ 64,

@@ -105,10 +105,7 @@ pub fn run_inputs(
         let reader = SimtelReader::open(input)?;
         let sub = Subarray::new(reader.header().clone(), config)
             .map_err(|e| RunError::failed(format!("{}: {e}", input.display())))?;
-        let chain = Chain {
-            subarray: &sub,
-            config,
-        };
+        let chain = Chain::new(&sub, config);
         let opts = PassOptions {
             chunk_events: config.chunk_events,
             max_events,
@@ -172,10 +169,7 @@ impl RunPlan for Plan {
             let reader = SimtelReader::open(input)?;
             let sub = Subarray::new(reader.header().clone(), &self.config)
                 .map_err(|e| RunError::failed(format!("{}: {e}", input.display())))?;
-            let chain = Chain {
-                subarray: &sub,
-                config: &self.config,
-            };
+            let chain = Chain::new(&sub, &self.config);
             let popts = PassOptions {
                 chunk_events: self.config.chunk_events,
                 max_events: opts.max_events,

@@ -3,11 +3,12 @@
 //! results identical for any thread count.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use caliper_core::RunError;
 use caliper_core::pipeline::{Analysis, EventSource};
 
-use crate::calib::{CalibScratch, Dl1Image, calibrate};
+use crate::calib::{CalibScratch, Dl1Image, calibrate, calibrate_screened};
 use crate::config::CherenkovConfig;
 use crate::io::simtel::{ArrayEvent, McShower, SimtelReader, TelescopeEvent};
 use crate::parameters::{ImageParameters, ImageScratch, process_image_with};
@@ -72,8 +73,12 @@ pub struct DisplayImage {
     pub event_id: i64,
     /// Telescope id.
     pub tel_id: u16,
-    /// Charge.
+    /// Charge of every pixel (empty while `raw` holds the data to compute it from).
     pub image: Vec<f32>,
+    /// The telescope's raw data when its calibration left pixels out
+    /// (`calibrate_screened`): [`Chain::complete_display`] (run by the pass's `finish`)
+    /// calibrates every pixel of the one image that ends up displayed.
+    pub raw: Option<Box<TelescopeEvent>>,
     /// Mask.
     pub mask: Vec<bool>,
     /// Hillas (telescope frame).
@@ -96,6 +101,21 @@ pub struct Chain<'a> {
     pub subarray: &'a Subarray,
     /// Config.
     pub config: &'a CherenkovConfig,
+    /// The largest positive intensity of an image kept for the display so far, by any thread
+    /// (float64 bits; non-negative values order as their bits): an image below it cannot
+    /// become the display, so it keeps no copy.
+    display_best: AtomicU64,
+}
+
+impl<'a> Chain<'a> {
+    /// The chain of a subarray and config.
+    pub fn new(subarray: &'a Subarray, config: &'a CherenkovConfig) -> Self {
+        Self {
+            subarray,
+            config,
+            display_best: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Distance \[m\] of a ground point from the shower axis through `core` with direction (alt, az)
@@ -131,12 +151,17 @@ thread_local! {
     static TEL_SCRATCH: std::cell::RefCell<TelScratch> = std::cell::RefCell::default();
 }
 
+/// A copy of a display candidate: its charges (or, when they were screened, its raw data,
+/// see [`DisplayImage::raw`]) and cleaning mask.
+type DisplayCopy = (Vec<f32>, Option<Box<TelescopeEvent>>, Vec<bool>);
+
 /// What one telescope contributes to its event.
 struct TelOutcome {
     result: TelResult,
     stereo: Option<StereoInput>,
-    /// The image and mask, kept only if the image could become the display image.
-    display: Option<(Vec<f32>, Vec<bool>)>,
+    /// The image (or the raw data to calibrate it from) and mask, kept only if the image
+    /// could become the display image.
+    display: Option<DisplayCopy>,
 }
 
 impl Chain<'_> {
@@ -181,8 +206,12 @@ impl Chain<'_> {
                 g.n_pixels()
             )));
         }
-        calibrate(te, cal, g, &setup.readout, cs, dl1);
-        let params = process_image_with(
+        // the pixels the cleaning cannot select are left out unless the images are written
+        // (`calibrate_screened`; the parameters are the same either way)
+        let floor = (cfg.calibration.skip_pixels_below_cleaning && !cfg.output.write_images)
+            .then(|| setup.tailcuts.picture.min(setup.tailcuts.boundary));
+        calibrate_screened(te, cal, g, &setup.readout, floor, cs, dl1);
+        let mut params = process_image_with(
             g,
             &dl1.image,
             &dl1.peak_time,
@@ -192,6 +221,11 @@ impl Chain<'_> {
             is,
             mask,
         );
+        if floor.is_some() {
+            // a sum over every pixel, some of them left out (which ones depends on the CPU's
+            // build): not defined here
+            params.image_sum_all = f64::NAN;
+        }
         let h = &params.hillas;
         let use_it = params.is_valid
             && h.intensity > st.min_intensity_pe
@@ -208,8 +242,25 @@ impl Chain<'_> {
             }),
             _ => None,
         };
-        let display = (params.is_valid && display_floor.is_none_or(|f| h.intensity > f))
-            .then(|| (dl1.image.clone(), mask.clone()));
+        // an image below the brightest one kept by any thread cannot become the display
+        // (ties are kept: the merge then keeps the earliest, as a sequential pass would)
+        let best = f64::from_bits(self.display_best.load(Ordering::Relaxed));
+        let display = (params.is_valid
+            && display_floor.is_none_or(|f| h.intensity > f)
+            && (h.intensity <= 0.0 || h.intensity >= best))
+            .then(|| {
+                if h.intensity > 0.0 {
+                    self.display_best
+                        .fetch_max(h.intensity.to_bits(), Ordering::Relaxed);
+                }
+                // the display shows every pixel's charge: a screened image keeps the raw data
+                // (calibrated for the one image displayed, `complete_display`)
+                if floor.is_some() {
+                    (Vec::new(), Some(Box::new(te.clone())), mask.clone())
+                } else {
+                    (dl1.image.clone(), None, mask.clone())
+                }
+            });
         let true_impact = match &ev.shower {
             Some(s) => impact_distance(
                 setup.position,
@@ -279,7 +330,7 @@ impl Chain<'_> {
             if let Some(input) = o.stereo {
                 inputs.push(input);
             }
-            if let Some((image, mask)) = o.display {
+            if let Some((image, raw, mask)) = o.display {
                 let intensity = o.result.params.hillas.intensity;
                 // strict > in telescope order: the sequential choice
                 if p.display
@@ -290,6 +341,7 @@ impl Chain<'_> {
                         event_id: ev.event_id,
                         tel_id: o.result.tel_id,
                         image,
+                        raw,
                         mask,
                         params: o.result.params.clone(),
                     });
@@ -332,6 +384,25 @@ impl Chain<'_> {
     }
 }
 
+impl Chain<'_> {
+    /// Calibrate every pixel of a display image kept as raw data (see [`DisplayImage::raw`]).
+    pub fn complete_display(&self, d: &mut DisplayImage) {
+        let Some(te) = d.raw.take() else { return };
+        if let (Some(setup), Some(cal)) = (self.subarray.tels.get(&te.tel_id), &te.calibration) {
+            let mut dl1 = Dl1Image::default();
+            calibrate(
+                &te,
+                cal,
+                &setup.geometry,
+                &setup.readout,
+                &mut CalibScratch::default(),
+                &mut dl1,
+            );
+            d.image = dl1.image;
+        }
+    }
+}
+
 impl Analysis<ArrayEvent> for Chain<'_> {
     type Partial = ChainPartial;
     type Output = ChainPartial;
@@ -356,7 +427,10 @@ impl Analysis<ArrayEvent> for Chain<'_> {
             }
         }
     }
-    fn finish(&self, acc: ChainPartial) -> Result<ChainPartial, RunError> {
+    fn finish(&self, mut acc: ChainPartial) -> Result<ChainPartial, RunError> {
+        if let Some(d) = acc.display.as_mut() {
+            self.complete_display(d);
+        }
         Ok(acc)
     }
 }

@@ -671,10 +671,7 @@ pub fn bench(scratch: &Path) -> Result<Vec<BenchRecord>, RunError> {
         cfg.stereo.enabled = stereo;
         let sub = crate::subarray::Subarray::new(reader.header().clone(), &cfg)
             .map_err(RunError::failed)?;
-        let chain = crate::process::Chain {
-            subarray: &sub,
-            config: &cfg,
-        };
+        let chain = crate::process::Chain::new(&sub, &cfg);
         let reps = 5;
         let t = Instant::now();
         let mut images = 0usize;

@@ -99,10 +99,7 @@ fn bench_numbers() {
         for stereo in [false, true] {
             let mut cfg = cfg.clone();
             cfg.stereo.enabled = stereo;
-            let chain = caliper_cherenkov::process::Chain {
-                subarray: &sub,
-                config: &cfg,
-            };
+            let chain = caliper_cherenkov::process::Chain::new(&sub, &cfg);
             for (threads, copies) in [(1usize, 1usize), (2, 1), (2, 8)] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
@@ -169,15 +166,76 @@ fn thread_cpu_seconds() -> f64 {
     0.0
 }
 
+/// The calibration of every image with all pixels and screened as the chain does
+/// (`calibrate_screened`, floor = the smaller tailcuts threshold), alternated image by image,
+/// on-CPU µs/image per camera, on the shared files (run by hand; BENCH_REPS passes, 20).
+#[test]
+#[ignore]
+fn bench_screen() {
+    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate_screened};
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    for (f, fl) in SHARED_FILES {
+        let Some(p) = shared_data(f) else { return };
+        let (r, events) = read_events(&p);
+        let (_, sub) = subarray(&r, fl);
+        let (mut cs, mut dl1) = (CalibScratch::default(), Dl1Image::default());
+        // (pixels, samples) → (images, full s, screened s, pixels left out)
+        let mut per = std::collections::BTreeMap::<_, (usize, f64, f64, usize)>::new();
+        for rep in 0..reps {
+            for te in events.iter().flat_map(|e| &e.telescopes) {
+                let s = &sub.tels[&te.tel_id];
+                let cal = te.calibration.as_ref().unwrap();
+                let floor = s.tailcuts.picture.min(s.tailcuts.boundary);
+                let e = per.entry((te.n_pixels, te.n_samples)).or_default();
+                e.0 += 1;
+                // the order alternates from pass to pass
+                for k in 0..2 {
+                    let screened = (k + rep) % 2 == 1;
+                    let c0 = thread_cpu_seconds();
+                    calibrate_screened(
+                        te,
+                        cal,
+                        &s.geometry,
+                        &s.readout,
+                        screened.then_some(floor),
+                        &mut cs,
+                        &mut dl1,
+                    );
+                    let dt = thread_cpu_seconds() - c0;
+                    if screened {
+                        e.2 += dt;
+                        e.3 += dl1.image.iter().filter(|v| v.is_nan()).count();
+                    } else {
+                        e.1 += dt;
+                    }
+                }
+            }
+        }
+        for ((np, ns), (n, full, scr, out)) in &per {
+            println!(
+                "{f:.24}: {np} px x {ns} samples: calibrate all pixels {:.1} us/image, screened {:.1} us/image ({:.1} % of the pixels left out)",
+                full / *n as f64 * 1e6,
+                scr / *n as f64 * 1e6,
+                100.0 * *out as f64 / (*n * np) as f64
+            );
+        }
+    }
+}
+
 /// Single-thread split of the chain cost on the toy camera (run by hand).
 #[test]
 #[ignore]
 fn bench_split() {
-    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate};
+    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate_screened};
     use caliper_cherenkov::parameters::{ImageScratch, process_image};
     let dir = tempfile::tempdir().unwrap();
     // BENCH_FILE=<sim_telarray file> to use a real file instead of the toy, BENCH_EVENTS=<n>
-    // to keep its first n events, BENCH_REPS=<n> passes (default 5)
+    // to keep its first n events, BENCH_REPS=<n> passes (default 5), BENCH_SCREEN=1 to leave
+    // out the pixels below the cleaning thresholds as the chain does (`calibrate_screened`)
+    let screen = std::env::var("BENCH_SCREEN").is_ok_and(|v| v == "1");
     let path = match std::env::var("BENCH_FILE") {
         Ok(f) => std::path::PathBuf::from(f),
         Err(_) => {
@@ -214,11 +272,13 @@ fn bench_split() {
             for te in &ev.telescopes {
                 let s = &sub.tels[&te.tel_id];
                 let t = std::time::Instant::now();
-                calibrate(
+                let floor = screen.then(|| s.tailcuts.picture.min(s.tailcuts.boundary));
+                calibrate_screened(
                     te,
                     te.calibration.as_ref().unwrap(),
                     &s.geometry,
                     &s.readout,
+                    floor,
                     &mut cs,
                     &mut dl1,
                 );

@@ -403,7 +403,9 @@ fn lts_timing_is_identical_for_1_and_2_threads() {
 /// image's parameters, the stereo results and the display image (compared through their
 /// full Debug text, which prints every float to round-trip precision). With one chunk of
 /// all events (gamma_test has 9) the second thread only helps through the per-event
-/// telescope parallelism; with chunks of 2 events both levels run.
+/// telescope parallelism; with chunks of 2 events both levels run. The chain as configured
+/// (pixels below the cleaning thresholds left out) gives the same events and display as
+/// with every pixel integrated, but for `image_sum_all`.
 #[test]
 fn shared_files_identical_for_1_and_2_threads() {
     for (file, fl) in [
@@ -420,25 +422,29 @@ fn shared_files_identical_for_1_and_2_threads() {
             return;
         };
         for chunk_events in [64, 2] {
-            let cfg = caliper_cherenkov::config::CherenkovConfig {
+            let mut cfg = caliper_cherenkov::config::CherenkovConfig {
                 focal_length_choice: fl,
                 chunk_events,
                 ..Default::default()
             };
-            let text = |threads: usize| {
+            let text = |threads: usize, cfg: &caliper_cherenkov::config::CherenkovConfig| {
                 let out = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .unwrap()
                     .install(|| {
-                        caliper_cherenkov::run_inputs(
-                            &cfg,
-                            std::slice::from_ref(&input),
-                            true,
-                            None,
-                        )
-                        .unwrap()
+                        caliper_cherenkov::run_inputs(cfg, std::slice::from_ref(&input), true, None)
+                            .unwrap()
                     });
+                let mut out = out;
+                // the one parameter a screened calibration changes (NaN: a sum over pixels
+                // it left out)
+                for t in out.events.iter_mut().flat_map(|e| &mut e.tels) {
+                    t.params.image_sum_all = f64::NAN;
+                }
+                let d = out.display.as_mut().unwrap();
+                d.params.image_sum_all = f64::NAN;
+                assert!(d.raw.is_none() && !d.image.is_empty());
                 let d = out.display.as_ref().unwrap();
                 (
                     out.events.len(),
@@ -446,12 +452,24 @@ fn shared_files_identical_for_1_and_2_threads() {
                     format!("{:?} {:?} {:?}", d.image, d.mask, d.params),
                 )
             };
-            let (one, two) = (text(1), text(2));
+            let (one, two) = (text(1, &cfg), text(2, &cfg));
             assert!(one.0 > 5, "{file}: {} events", one.0);
             assert!(one.1 == two.1, "{file} chunk {chunk_events}: events differ");
             assert!(
                 one.2 == two.2,
                 "{file} chunk {chunk_events}: display differs"
+            );
+            // every pixel integrated: the same events, parameters and display (whose
+            // image the screened run calibrates in full at the end of the pass)
+            cfg.calibration.skip_pixels_below_cleaning = false;
+            let all = text(2, &cfg);
+            assert!(
+                one.1 == all.1,
+                "{file} chunk {chunk_events}: screening changed events"
+            );
+            assert!(
+                one.2 == all.2,
+                "{file} chunk {chunk_events}: screening changed the display"
             );
         }
     }

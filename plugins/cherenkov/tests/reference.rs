@@ -304,8 +304,8 @@ mod dl1 {
 mod params {
     use super::*;
     use caliper_cherenkov::calib::{
-        CalibScratch, Dl1Image, ExtractorKind, ExtractorSettings, GAIN_THRESHOLD_ADC, TelReadout,
-        calibrate,
+        CalibKernel, CalibScratch, Dl1Image, ExtractorKind, ExtractorSettings, GAIN_THRESHOLD_ADC,
+        TelReadout, calibrate, calibrate_screened_with,
     };
     use caliper_cherenkov::cleaning::Tailcuts;
     use caliper_cherenkov::config::TimingConfig;
@@ -341,7 +341,12 @@ mod params {
         }
     }
 
-    /// Run the chain over a file with the reference's per-telescope thresholds.
+    /// Run the chain over a file with the reference's per-telescope thresholds. Every image is
+    /// also calibrated screened (`calibrate_screened`, the floor the chain uses: the smaller
+    /// threshold) by every build this CPU runs: each left-out pixel's full charge is below the
+    /// floor, every other pixel's charge and peak time are bit for bit the full calibration's,
+    /// and the mask and every parameter but `image_sum_all` are identical. (The builds may
+    /// leave out different pixels: the AVX-512 one also bounds by the sum of positive R1.)
     pub fn run_chain(
         file: &str,
         fl: &str,
@@ -359,7 +364,8 @@ mod params {
         let ex = ExtractorSettings::for_kind(ExtractorKind::NeighborPeakWindowSum);
         let mut geoms = HashMap::new();
         let (mut cs, mut is) = (CalibScratch::default(), ImageScratch::default());
-        let mut dl1 = Dl1Image::default();
+        let (mut dl1, mut dl1s) = (Dl1Image::default(), Dl1Image::default());
+        let mut screened = (0usize, 0usize);
         let mut out = Vec::new();
         let q = quality(config);
         while let Some(Ok(ev)) = reader.next_event() {
@@ -392,9 +398,66 @@ mod params {
                     &mut is,
                     &mut mask,
                 );
+                let floor = tc.picture.min(tc.boundary);
+                let cal = te.calibration.as_ref().unwrap();
+                for kernel in CalibKernel::ALL.into_iter().filter(|k| k.is_available()) {
+                    let at = format!(
+                        "{file} {config} event {} tel {} {kernel:?}",
+                        ev.event_id, te.tel_id
+                    );
+                    calibrate_screened_with(
+                        kernel,
+                        te,
+                        cal,
+                        g,
+                        ro,
+                        Some(floor),
+                        &mut cs,
+                        &mut dl1s,
+                    );
+                    for px in 0..dl1.image.len() {
+                        let (full, scr) = (dl1.image[px], dl1s.image[px]);
+                        let same = scr.to_bits() == full.to_bits()
+                            && dl1s.peak_time[px].to_bits() == dl1.peak_time[px].to_bits();
+                        if !same {
+                            // left out: NaN, and the full charge is below the floor
+                            assert!(scr.is_nan() && dl1s.peak_time[px].is_nan(), "{at} {px}");
+                            assert!(
+                                f64::from(full) < floor,
+                                "{at} pixel {px}: {full} left out, floor {floor}"
+                            );
+                            screened.0 += usize::from(kernel == CalibKernel::selected());
+                        }
+                        screened.1 += usize::from(kernel == CalibKernel::selected());
+                    }
+                    let mut mask_s = Vec::new();
+                    let mut ps = process_image_with(
+                        g,
+                        &dl1s.image,
+                        &dl1s.peak_time,
+                        &tc,
+                        &q,
+                        &topt,
+                        &mut is,
+                        &mut mask_s,
+                    );
+                    assert_eq!(mask_s, mask, "{at}: screened mask");
+                    ps.image_sum_all = p.image_sum_all;
+                    assert_eq!(
+                        format!("{ps:?}"),
+                        format!("{p:?}"),
+                        "{at}: screened parameters"
+                    );
+                }
                 out.push((ev.event_id, te.tel_id, p, mask));
             }
         }
+        println!(
+            "{file} {config}: the screened calibration left out {} of {} pixels ({:.1} %)",
+            screened.0,
+            screened.1,
+            100.0 * screened.0 as f64 / screened.1.max(1) as f64
+        );
         out
     }
 
