@@ -105,9 +105,50 @@ pub fn process_image_with(
     s: &mut ImageScratch,
     mask: &mut Vec<bool>,
 ) -> ImageParameters {
+    parameterise(
+        geom, image, peak_time, tailcuts, quality, timing, s, mask, true,
+    )
+}
+
+/// [`process_image_with`] for an image whose pixels below the cleaning thresholds were left
+/// out (`calib::calibrate_screened`, NaN): the same parameters, with `image_sum_all` NaN
+/// (not summed).
+#[allow(clippy::too_many_arguments)]
+pub fn process_screened_image(
+    geom: &CameraGeometry,
+    image: &[f32],
+    peak_time: &[f32],
+    tailcuts: &Tailcuts,
+    quality: &ImageQuality,
+    timing: &TimingOptions,
+    s: &mut ImageScratch,
+    mask: &mut Vec<bool>,
+) -> ImageParameters {
+    parameterise(
+        geom, image, peak_time, tailcuts, quality, timing, s, mask, false,
+    )
+}
+
+/// The parameters of [`process_image_with`]; `sum_all`: sum the whole camera's charges.
+#[allow(clippy::too_many_arguments)]
+fn parameterise(
+    geom: &CameraGeometry,
+    image: &[f32],
+    peak_time: &[f32],
+    tailcuts: &Tailcuts,
+    quality: &ImageQuality,
+    timing: &TimingOptions,
+    s: &mut ImageScratch,
+    mask: &mut Vec<bool>,
+    sum_all: bool,
+) -> ImageParameters {
     // the mask and its set pixels in ascending order
     tailcuts_clean_listed(geom, image, tailcuts, &mut s.clean, mask, &mut s.idx);
-    let image_sum_all = f64::from(np_sum_f32(image));
+    let image_sum_all = if sum_all {
+        f64::from(np_sum_f32(image))
+    } else {
+        f64::NAN
+    };
     s.f32buf.clear();
     s.f32buf.extend(s.idx.iter().map(|&i| image[i as usize]));
     let clean_sum = np_sum_f32(&s.f32buf);

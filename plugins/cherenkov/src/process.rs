@@ -11,7 +11,9 @@ use caliper_core::pipeline::{Analysis, EventSource};
 use crate::calib::{CalibScratch, Dl1Image, calibrate, calibrate_screened};
 use crate::config::CherenkovConfig;
 use crate::io::simtel::{ArrayEvent, McShower, SimtelReader, TelescopeEvent};
-use crate::parameters::{ImageParameters, ImageScratch, process_image_with};
+use crate::parameters::{
+    ImageParameters, ImageScratch, process_image_with, process_screened_image,
+};
 use crate::stereo::{StereoInput, StereoResult, reconstruct};
 use crate::subarray::Subarray;
 
@@ -211,7 +213,13 @@ impl Chain<'_> {
         let floor = (cfg.calibration.skip_pixels_below_cleaning && !cfg.output.write_images)
             .then(|| setup.tailcuts.picture.min(setup.tailcuts.boundary));
         calibrate_screened(te, cal, g, &setup.readout, floor, cs, dl1);
-        let mut params = process_image_with(
+        // (screened: `image_sum_all`, a sum over pixels some of which were left out, is NaN)
+        let parameterise = if floor.is_some() {
+            process_screened_image
+        } else {
+            process_image_with
+        };
+        let params = parameterise(
             g,
             &dl1.image,
             &dl1.peak_time,
@@ -221,11 +229,6 @@ impl Chain<'_> {
             is,
             mask,
         );
-        if floor.is_some() {
-            // a sum over every pixel, some of them left out (which ones depends on the CPU's
-            // build): not defined here
-            params.image_sum_all = f64::NAN;
-        }
         let h = &params.hillas;
         let use_it = params.is_valid
             && h.intensity > st.min_intensity_pe

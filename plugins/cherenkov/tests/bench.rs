@@ -236,6 +236,10 @@ fn bench_split() {
     // to keep its first n events, BENCH_REPS=<n> passes (default 5), BENCH_SCREEN=1 to leave
     // out the pixels below the cleaning thresholds as the chain does (`calibrate_screened`)
     let screen = std::env::var("BENCH_SCREEN").is_ok_and(|v| v == "1");
+    // BENCH_PIXELS=<n>: only the cameras with n pixels
+    let only: Option<usize> = std::env::var("BENCH_PIXELS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let path = match std::env::var("BENCH_FILE") {
         Ok(f) => std::path::PathBuf::from(f),
         Err(_) => {
@@ -269,7 +273,11 @@ fn bench_split() {
     let wall0 = std::time::Instant::now();
     for _ in 0..reps {
         for ev in &events {
-            for te in &ev.telescopes {
+            for te in ev
+                .telescopes
+                .iter()
+                .filter(|te| only.is_none_or(|n| n == te.n_pixels))
+            {
                 let s = &sub.tels[&te.tel_id];
                 let t = std::time::Instant::now();
                 let floor = screen.then(|| s.tailcuts.picture.min(s.tailcuts.boundary));

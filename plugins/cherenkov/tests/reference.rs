@@ -310,7 +310,7 @@ mod params {
     use caliper_cherenkov::cleaning::Tailcuts;
     use caliper_cherenkov::config::TimingConfig;
     use caliper_cherenkov::parameters::{
-        ImageParameters, ImageQuality, ImageScratch, process_image_with,
+        ImageParameters, ImageQuality, ImageScratch, process_image_with, process_screened_image,
     };
     use caliper_cherenkov::timing::TimingFit;
     use std::collections::HashMap;
@@ -431,7 +431,7 @@ mod params {
                         screened.1 += usize::from(kernel == CalibKernel::selected());
                     }
                     let mut mask_s = Vec::new();
-                    let mut ps = process_image_with(
+                    let mut ps = process_screened_image(
                         g,
                         &dl1s.image,
                         &dl1s.peak_time,
