@@ -96,9 +96,13 @@ fn bench_numbers() {
         // file's events 8 times in each loop, as a file 8 times as long would be processed: the
         // loop's start and end (waking the second thread, the last images on one thread while
         // the other waits) then come once per 8 passes.
+        // BENCH_ALL_PIXELS=1: every pixel integrated (`calibration.skip_pixels_below_cleaning`
+        // off), as a run that writes DL1 images does
+        let all_pixels = std::env::var("BENCH_ALL_PIXELS").is_ok_and(|v| v == "1");
         for stereo in [false, true] {
             let mut cfg = cfg.clone();
             cfg.stereo.enabled = stereo;
+            cfg.calibration.skip_pixels_below_cleaning = !all_pixels;
             let chain = caliper_cherenkov::process::Chain::new(&sub, &cfg);
             for (threads, copies) in [(1usize, 1usize), (2, 1), (2, 8)] {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -125,14 +129,15 @@ fn bench_numbers() {
                     best = best.max(images as f64 / t.elapsed().as_secs_f64());
                 }
                 println!(
-                    "{f}: calibrate+clean+parameterise{} {best:.0} images/s ({threads} thread{}{})",
+                    "{f}: calibrate+clean+parameterise{} {best:.0} images/s ({threads} thread{}{}){}",
                     if stereo { "+stereo" } else { "" },
                     if threads == 1 { "" } else { "s" },
                     if copies == 1 {
                         String::new()
                     } else {
                         format!(", the events {copies} times per loop")
-                    }
+                    },
+                    if all_pixels { " [every pixel]" } else { "" }
                 );
             }
         }
