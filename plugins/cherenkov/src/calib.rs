@@ -317,38 +317,6 @@ pub fn calibrate(
     calibrate_with(CalibKernel::selected(), te, cal, geom, ro, scratch, out);
 }
 
-/// [`calibrate`] for a chain that keeps only what its tailcuts cleaning can select: with a
-/// `floor` (the smaller of the picture and boundary thresholds, p.e.), a pixel whose charge
-/// is certainly below it ([`skip_limit`]) is not integrated, and gets NaN as charge and peak
-/// time. Such a pixel can neither be in the cleaning mask nor count as a picture neighbour
-/// (a charge below both thresholds and NaN both fail every threshold compare), and the image
-/// parameters read only the pixels of the mask, so they come out bit for bit as from
-/// [`calibrate`] (tested on every image of both shared files); only the sum over the whole
-/// camera (`image_sum_all`) becomes NaN. The neighbours of HV-disabled pixels are always
-/// integrated (the disabled pixel gets their mean). Applies to NeighborPeakWindowSum on
-/// sampled waveforms of 2 to 64 samples (every camera of the shared files); other
-/// extractors, longer waveforms and ADC-sum cameras ignore the floor. `None`: [`calibrate`].
-pub fn calibrate_screened(
-    te: &TelescopeEvent,
-    cal: &TelCalibration,
-    geom: &CameraGeometry,
-    ro: &TelReadout,
-    floor: Option<f64>,
-    scratch: &mut CalibScratch,
-    out: &mut Dl1Image,
-) {
-    calibrate_screened_with(
-        CalibKernel::selected(),
-        te,
-        cal,
-        geom,
-        ro,
-        floor,
-        scratch,
-        out,
-    );
-}
-
 /// [`calibrate`] with a given build; a build this CPU cannot run
 /// ([`CalibKernel::is_available`]) is replaced by the fastest slower one it can.
 pub fn calibrate_with(
@@ -363,8 +331,20 @@ pub fn calibrate_with(
     calibrate_screened_with(kernel, te, cal, geom, ro, None, scratch, out);
 }
 
-/// [`calibrate_screened`] with a given build (as [`calibrate_with`]); every build skips the
-/// same pixels.
+/// [`calibrate_with`] for a chain that keeps only what its tailcuts cleaning can select:
+/// with a `floor` (the smaller of the picture and boundary thresholds, p.e.), a pixel whose
+/// charge is certainly below it is not integrated, and gets NaN as charge and peak time. Every
+/// build leaves out the pixels whose largest |R1| is below [`skip_limit`]; the AVX-512 build
+/// also those whose sum of positive R1 is too small (`calib_avx512::positive_sums_below`), so
+/// the builds may differ in which pixels are NaN, never in any other value. Such a pixel can
+/// neither be in the cleaning mask nor count as a picture neighbour (a charge below both
+/// thresholds and NaN both fail every threshold compare), and the image parameters read only
+/// the pixels of the mask, so they come out bit for bit as from [`calibrate`] (tested on every
+/// image of both shared files, by every build); only the sum over the whole camera
+/// (`image_sum_all`) is undefined. The neighbours of HV-disabled pixels are always integrated
+/// (the disabled pixel gets their mean). Applies to NeighborPeakWindowSum on sampled
+/// waveforms of 2 to 64 samples (every camera of the shared files); other extractors, longer
+/// waveforms and ADC-sum cameras ignore the floor. `None`: [`calibrate_with`].
 #[allow(clippy::too_many_arguments)]
 pub fn calibrate_screened_with(
     kernel: CalibKernel,
@@ -442,7 +422,7 @@ fn possum_limit(corr: f64, floor: f64) -> f32 {
     (floor / (corr * (1.0 + 2f64.powi(-12)))) as f32
 }
 
-/// The pixels [`calibrate_screened`] must integrate whatever their R1: the neighbours of
+/// The pixels [`calibrate_screened_with`] must integrate whatever their R1: the neighbours of
 /// HV-disabled pixels (`keep[p]`), whose charges the disabled pixel averages. Empty when no
 /// pixel is disabled.
 fn keep_for_broken(geom: &CameraGeometry, ro: &TelReadout, keep: &mut Vec<bool>) {
@@ -1821,7 +1801,8 @@ mod tests {
                                 // left out: NaN, and the full charge fails the threshold
                                 // (below it, or NaN)
                                 assert!(a.image[p].is_nan() && a.peak_time[p].is_nan(), "{at} {p}");
-                                assert!(!(f64::from(b.image[p]) >= floor), "{at} pixel {p}");
+                                let full = f64::from(b.image[p]);
+                                assert!(full.is_nan() || full < floor, "{at} pixel {p}");
                                 left_out += 1;
                             }
                         }

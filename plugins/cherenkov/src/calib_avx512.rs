@@ -210,36 +210,28 @@ fn passes<const V: usize>(
         if reach > ring {
             return Err(RingTooSmall);
         }
-        let consecutive: [usize; 16] = std::array::from_fn(|i| p0 + i);
-        if !screening {
-            fallbacks += block::<V>(
-                im,
-                sc,
-                &ex,
-                &consecutive,
-                0xFFFF,
-                true,
-                &neighbours,
-                image,
-                peak_time,
-            );
-            continue;
-        }
-        // the pixels to integrate (`calib::skipped` decides, then the sums of positive R1
-        // for the others), NaN for the rest (masked stores, no branch per pixel)
-        // SAFETY: p0 + 16 ≤ n_pixels; `r1_check` passed.
-        let mut need = unsafe { to_integrate(im, sc, p0) };
-        if need.count_ones() >= 4 && im.skip_possum_below != [0.0; 2] {
-            need &= !positive_sums_below::<V>(im, sc, p0);
-        }
-        // SAFETY: p0 + 16 ≤ n_pixels = image.len() = peak_time.len() (`prepare`).
-        unsafe {
-            let nan = _mm512_set1_ps(f32::NAN);
-            let out = !need as __mmask16;
-            _mm512_mask_storeu_ps(image.as_mut_ptr().add(p0), out, nan);
-            _mm512_mask_storeu_ps(peak_time.as_mut_ptr().add(p0), out, nan);
-        }
+        // the pixels to integrate: all, or when the caller screens those `calib::skipped`
+        // keeps, less those the sums of positive R1 rule out; NaN for the rest (masked
+        // stores, no branch per pixel)
+        let need = if screening {
+            // SAFETY: p0 + 16 ≤ n_pixels; `r1_check` passed.
+            let mut need = unsafe { to_integrate(im, sc, p0) };
+            if need.count_ones() >= 4 && im.skip_possum_below != [0.0; 2] {
+                need &= !positive_sums_below::<V>(im, sc, p0);
+            }
+            // SAFETY: p0 + 16 ≤ n_pixels = image.len() = peak_time.len() (`prepare`).
+            unsafe {
+                let nan = _mm512_set1_ps(f32::NAN);
+                let out = !need as __mmask16;
+                _mm512_mask_storeu_ps(image.as_mut_ptr().add(p0), out, nan);
+                _mm512_mask_storeu_ps(peak_time.as_mut_ptr().add(p0), out, nan);
+            }
+            need
+        } else {
+            0xFFFF
+        };
         if need == 0xFFFF && n_pend == 0 {
+            let consecutive: [usize; 16] = std::array::from_fn(|i| p0 + i);
             fallbacks += block::<V>(
                 im,
                 sc,

@@ -90,48 +90,16 @@ pub fn process_image(
         &TimingOptions::default(),
         s,
         mask,
+        true,
     )
 }
 
-/// [`process_image`] with a choice of timing fit.
+/// [`process_image`] with a choice of timing fit; the whole camera's charges are summed into
+/// `image_sum_all` only if `sum_all` (not for an image whose pixels below the cleaning
+/// thresholds were left out, `calib::calibrate_screened_with`, NaN: `image_sum_all` is then
+/// NaN, not summed).
 #[allow(clippy::too_many_arguments)]
 pub fn process_image_with(
-    geom: &CameraGeometry,
-    image: &[f32],
-    peak_time: &[f32],
-    tailcuts: &Tailcuts,
-    quality: &ImageQuality,
-    timing: &TimingOptions,
-    s: &mut ImageScratch,
-    mask: &mut Vec<bool>,
-) -> ImageParameters {
-    parameterise(
-        geom, image, peak_time, tailcuts, quality, timing, s, mask, true,
-    )
-}
-
-/// [`process_image_with`] for an image whose pixels below the cleaning thresholds were left
-/// out (`calib::calibrate_screened`, NaN): the same parameters, with `image_sum_all` NaN
-/// (not summed).
-#[allow(clippy::too_many_arguments)]
-pub fn process_screened_image(
-    geom: &CameraGeometry,
-    image: &[f32],
-    peak_time: &[f32],
-    tailcuts: &Tailcuts,
-    quality: &ImageQuality,
-    timing: &TimingOptions,
-    s: &mut ImageScratch,
-    mask: &mut Vec<bool>,
-) -> ImageParameters {
-    parameterise(
-        geom, image, peak_time, tailcuts, quality, timing, s, mask, false,
-    )
-}
-
-/// The parameters of [`process_image_with`]; `sum_all`: sum the whole camera's charges.
-#[allow(clippy::too_many_arguments)]
-fn parameterise(
     geom: &CameraGeometry,
     image: &[f32],
     peak_time: &[f32],

@@ -8,12 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use caliper_core::RunError;
 use caliper_core::pipeline::{Analysis, EventSource};
 
-use crate::calib::{CalibScratch, Dl1Image, calibrate, calibrate_screened};
+use crate::calib::{CalibKernel, CalibScratch, Dl1Image, calibrate, calibrate_screened_with};
 use crate::config::CherenkovConfig;
 use crate::io::simtel::{ArrayEvent, McShower, SimtelReader, TelescopeEvent};
-use crate::parameters::{
-    ImageParameters, ImageScratch, process_image_with, process_screened_image,
-};
+use crate::parameters::{ImageParameters, ImageScratch, process_image_with};
 use crate::stereo::{StereoInput, StereoResult, reconstruct};
 use crate::subarray::Subarray;
 
@@ -78,7 +76,7 @@ pub struct DisplayImage {
     /// Charge of every pixel (empty while `raw` holds the data to compute it from).
     pub image: Vec<f32>,
     /// The telescope's raw data when its calibration left pixels out
-    /// (`calibrate_screened`): [`Chain::complete_display`] (run by the pass's `finish`)
+    /// (`calibrate_screened_with`): [`Chain::complete_display`] (run by the pass's `finish`)
     /// calibrates every pixel of the one image that ends up displayed.
     pub raw: Option<Box<TelescopeEvent>>,
     /// Mask.
@@ -209,17 +207,13 @@ impl Chain<'_> {
             )));
         }
         // the pixels the cleaning cannot select are left out unless the images are written
-        // (`calibrate_screened`; the parameters are the same either way)
+        // (`calibrate_screened_with`; the parameters are the same either way)
         let floor = (cfg.calibration.skip_pixels_below_cleaning && !cfg.output.write_images)
             .then(|| setup.tailcuts.picture.min(setup.tailcuts.boundary));
-        calibrate_screened(te, cal, g, &setup.readout, floor, cs, dl1);
+        let kernel = CalibKernel::selected();
+        calibrate_screened_with(kernel, te, cal, g, &setup.readout, floor, cs, dl1);
         // (screened: `image_sum_all`, a sum over pixels some of which were left out, is NaN)
-        let parameterise = if floor.is_some() {
-            process_screened_image
-        } else {
-            process_image_with
-        };
-        let params = parameterise(
+        let params = process_image_with(
             g,
             &dl1.image,
             &dl1.peak_time,
@@ -228,6 +222,7 @@ impl Chain<'_> {
             &cfg.timing_options(ev.event_id, te.tel_id),
             is,
             mask,
+            floor.is_none(),
         );
         let h = &params.hillas;
         let use_it = params.is_valid

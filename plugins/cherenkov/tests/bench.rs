@@ -172,12 +172,12 @@ fn thread_cpu_seconds() -> f64 {
 }
 
 /// The calibration of every image with all pixels and screened as the chain does
-/// (`calibrate_screened`, floor = the smaller tailcuts threshold), alternated image by image,
+/// (`calibrate_screened_with`, floor = the smaller tailcuts threshold), alternated image by image,
 /// on-CPU µs/image per camera, on the shared files (run by hand; BENCH_REPS passes, 20).
 #[test]
 #[ignore]
 fn bench_screen() {
-    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate_screened};
+    use caliper_cherenkov::calib::{CalibKernel, CalibScratch, Dl1Image, calibrate_screened_with};
     let reps: usize = std::env::var("BENCH_REPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -200,7 +200,8 @@ fn bench_screen() {
                 for k in 0..2 {
                     let screened = (k + rep) % 2 == 1;
                     let c0 = thread_cpu_seconds();
-                    calibrate_screened(
+                    calibrate_screened_with(
+                        CalibKernel::selected(),
                         te,
                         cal,
                         &s.geometry,
@@ -234,12 +235,12 @@ fn bench_screen() {
 #[test]
 #[ignore]
 fn bench_split() {
-    use caliper_cherenkov::calib::{CalibScratch, Dl1Image, calibrate_screened};
+    use caliper_cherenkov::calib::{CalibKernel, CalibScratch, Dl1Image, calibrate_screened_with};
     use caliper_cherenkov::parameters::{ImageScratch, process_image};
     let dir = tempfile::tempdir().unwrap();
     // BENCH_FILE=<sim_telarray file> to use a real file instead of the toy, BENCH_EVENTS=<n>
     // to keep its first n events, BENCH_REPS=<n> passes (default 5), BENCH_SCREEN=1 to leave
-    // out the pixels below the cleaning thresholds as the chain does (`calibrate_screened`)
+    // out the pixels below the cleaning thresholds as the chain does (`calibrate_screened_with`)
     let screen = std::env::var("BENCH_SCREEN").is_ok_and(|v| v == "1");
     // BENCH_PIXELS=<n>: only the cameras with n pixels
     let only: Option<usize> = std::env::var("BENCH_PIXELS")
@@ -286,7 +287,8 @@ fn bench_split() {
                 let s = &sub.tels[&te.tel_id];
                 let t = std::time::Instant::now();
                 let floor = screen.then(|| s.tailcuts.picture.min(s.tailcuts.boundary));
-                calibrate_screened(
+                calibrate_screened_with(
+                    CalibKernel::selected(),
                     te,
                     te.calibration.as_ref().unwrap(),
                     &s.geometry,

@@ -310,7 +310,7 @@ mod params {
     use caliper_cherenkov::cleaning::Tailcuts;
     use caliper_cherenkov::config::TimingConfig;
     use caliper_cherenkov::parameters::{
-        ImageParameters, ImageQuality, ImageScratch, process_image_with, process_screened_image,
+        ImageParameters, ImageQuality, ImageScratch, process_image_with,
     };
     use caliper_cherenkov::timing::TimingFit;
     use std::collections::HashMap;
@@ -342,7 +342,7 @@ mod params {
     }
 
     /// Run the chain over a file with the reference's per-telescope thresholds. Every image is
-    /// also calibrated screened (`calibrate_screened`, the floor the chain uses: the smaller
+    /// also calibrated screened (`calibrate_screened_with`, the floor the chain uses: the smaller
     /// threshold) by every build this CPU runs: each left-out pixel's full charge is below the
     /// floor, every other pixel's charge and peak time are bit for bit the full calibration's,
     /// and the mask and every parameter but `image_sum_all` are identical. (The builds may
@@ -397,6 +397,7 @@ mod params {
                     &topt,
                     &mut is,
                     &mut mask,
+                    true,
                 );
                 let floor = tc.picture.min(tc.boundary);
                 let cal = te.calibration.as_ref().unwrap();
@@ -431,7 +432,7 @@ mod params {
                         screened.1 += usize::from(kernel == CalibKernel::selected());
                     }
                     let mut mask_s = Vec::new();
-                    let mut ps = process_screened_image(
+                    let mut ps = process_image_with(
                         g,
                         &dl1s.image,
                         &dl1s.peak_time,
@@ -440,6 +441,7 @@ mod params {
                         &topt,
                         &mut is,
                         &mut mask_s,
+                        false,
                     );
                     assert_eq!(mask_s, mask, "{at}: screened mask");
                     ps.image_sum_all = p.image_sum_all;
