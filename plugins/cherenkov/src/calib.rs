@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cleaning::Tailcuts;
 use crate::geometry::CameraGeometry;
 use crate::io::simtel::{TelCalibration, TelescopeDescription, TelescopeEvent};
 use crate::numpy::np_sum;
@@ -331,17 +332,20 @@ pub fn calibrate_with(
     calibrate_screened_with(kernel, te, cal, geom, ro, None, scratch, out);
 }
 
-/// [`calibrate_with`] for a chain that keeps only what its tailcuts cleaning can select:
-/// with a `floor` (the smaller of the picture and boundary thresholds, p.e.), a pixel whose
-/// charge is certainly below it is not integrated, and gets NaN as charge and peak time. Every
-/// build leaves out the pixels whose largest |R1| is below [`skip_limit`]; the AVX-512 build
-/// also those whose sum of positive R1 is too small (`calib_avx512::positive_sums_below`), so
-/// the builds may differ in which pixels are NaN, never in any other value. Such a pixel can
-/// neither be in the cleaning mask nor count as a picture neighbour (a charge below both
-/// thresholds and NaN both fail every threshold compare), and the image parameters read only
-/// the pixels of the mask, so they come out bit for bit as from [`calibrate`] (tested on every
-/// image of both shared files, by every build); only the sum over the whole camera
-/// (`image_sum_all`) is undefined. The neighbours of HV-disabled pixels are always integrated
+/// [`calibrate_with`] for a chain that keeps only what its tailcuts `cleaning` can select: a
+/// pixel that cannot be in the cleaning mask is not integrated, and gets NaN as charge and
+/// peak time. Every build leaves out the pixels whose charge is certainly below the floor, the
+/// smaller of the picture and boundary thresholds (their largest |R1| below [`skip_limit`]);
+/// the AVX-512 build also those whose sum of positive R1 is too small
+/// (`calib_avx512::positive_sums_below`), and, for a camera without HV-disabled pixels, those
+/// whose charge and every neighbour's are certainly below the picture threshold (such a pixel
+/// can be neither a picture pixel nor next to one, nor the boundary neighbour a picture pixel
+/// needs). So the builds may differ in which pixels are NaN, never in any other value. A
+/// left-out pixel can neither be in the cleaning mask nor change any other pixel's place in it
+/// (NaN fails every threshold compare, as the charge it replaces does where it matters), and the
+/// image parameters read only the pixels of the mask, so they come out bit for bit as from
+/// [`calibrate`] (tested on every image of both shared files, by every build); only the sum
+/// over the whole camera (`image_sum_all`) is undefined. The neighbours of HV-disabled pixels are always integrated
 /// (the disabled pixel gets their mean). Applies to NeighborPeakWindowSum on sampled
 /// waveforms of 2 to 64 samples (every camera of the shared files); other extractors, longer
 /// waveforms and ADC-sum cameras ignore the floor. `None`: [`calibrate_with`].
@@ -352,7 +356,7 @@ pub fn calibrate_screened_with(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
-    floor: Option<f64>,
+    cleaning: Option<&Tailcuts>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
@@ -360,17 +364,17 @@ pub fn calibrate_screened_with(
     {
         if kernel == CalibKernel::Avx512 && CalibKernel::Avx512.is_available() {
             // SAFETY: the CPU supports AVX2 and AVX-512 F/BW/VL/DQ (checked just above).
-            unsafe { calibrate_avx512(te, cal, geom, ro, floor, scratch, out) };
+            unsafe { calibrate_avx512(te, cal, geom, ro, cleaning, scratch, out) };
             return;
         }
         if kernel != CalibKernel::Baseline && has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time just above).
-            unsafe { calibrate_avx2(te, cal, geom, ro, floor, scratch, out) };
+            unsafe { calibrate_avx2(te, cal, geom, ro, cleaning, scratch, out) };
             return;
         }
     }
     let _ = kernel;
-    calibrate_impl::<BASELINE>(te, cal, geom, ro, floor, scratch, out);
+    calibrate_impl::<BASELINE>(te, cal, geom, ro, cleaning, scratch, out);
 }
 
 /// The largest |R1| of a pixel's row below which its charge is certainly below `floor`:
@@ -523,11 +527,11 @@ unsafe fn calibrate_avx2(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
-    floor: Option<f64>,
+    cleaning: Option<&Tailcuts>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<AVX2>(te, cal, geom, ro, floor, scratch, out);
+    calibrate_impl::<AVX2>(te, cal, geom, ro, cleaning, scratch, out);
 }
 
 /// # Safety
@@ -539,11 +543,11 @@ unsafe fn calibrate_avx512(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
-    floor: Option<f64>,
+    cleaning: Option<&Tailcuts>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
-    calibrate_impl::<AVX512>(te, cal, geom, ro, floor, scratch, out);
+    calibrate_impl::<AVX512>(te, cal, geom, ro, cleaning, scratch, out);
 }
 
 /// The calibration; `K` selects the build (`BASELINE`, `AVX2` or `AVX512`; the caller
@@ -554,10 +558,12 @@ fn calibrate_impl<const K: u8>(
     cal: &TelCalibration,
     geom: &CameraGeometry,
     ro: &TelReadout,
-    floor: Option<f64>,
+    cleaning: Option<&Tailcuts>,
     scratch: &mut CalibScratch,
     out: &mut Dl1Image,
 ) {
+    // a charge below `floor` fails both thresholds
+    let floor = cleaning.map(|t| t.picture.min(t.boundary));
     let ex = &ro.extractor;
     let gain_threshold = ro.gain_threshold;
     let np = te.n_pixels;
@@ -652,6 +658,18 @@ fn calibrate_impl<const K: u8>(
                 _ => [0.0; 2],
             },
             keep: &scratch.keep,
+            picture_below: match (lim, cleaning) {
+                // (with HV-disabled pixels the neighbours the cleaning sees are not all in
+                // the peak search's lists: not used)
+                (Some(_), Some(t)) if scratch.keep.is_empty() => {
+                    let width = ex.window_width.min(ns);
+                    [0, 1].map(|g| {
+                        let corr = ro.correction.get(g).copied().unwrap_or(1.0);
+                        skip_limit(width, corr, t.picture)
+                    })
+                }
+                _ => [0.0; 2],
+            },
         };
         let fused: unsafe fn(
             &crate::calib_avx2::FusedImage,
@@ -1776,9 +1794,26 @@ mod tests {
                         "{kernel:?}: ns {ns} gains {n_gains} lw {lw} width {width} shift {shift}"
                     );
                 }
-                // screened by every build at several floors: a left-out pixel's charge is
-                // below the floor, every other output bit for bit the full calibration's
-                for floor in [0.3, 2.0, 9.0, 60.0] {
+                // screened by every build for several cleanings (picture, boundary): a left-out
+                // pixel's full charge is below both thresholds, or it and every neighbour's
+                // are below the picture threshold (or NaN); every other output bit for bit
+                // the full calibration's
+                let cleanings = [
+                    (0.6, 0.3),
+                    (4.0, 2.0),
+                    (10.0, 5.0),
+                    (9.0, 12.0),
+                    (60.0, 60.0),
+                ];
+                for (picture, boundary) in cleanings {
+                    let tc = crate::cleaning::Tailcuts {
+                        picture,
+                        boundary,
+                        min_picture_neighbors: 2,
+                        keep_isolated: false,
+                    };
+                    let floor = picture.min(boundary);
+                    let fails = |v: f32, thr: f64| f64::from(v).is_nan() || f64::from(v) < thr;
                     let mut builds = vec![(CalibKernel::Baseline, CalibScratch::default())];
                     builds.extend(fast.iter().map(|(k, _)| (*k, CalibScratch::default())));
                     for (kernel, mut scratch) in builds {
@@ -1789,20 +1824,23 @@ mod tests {
                             &cal,
                             &g,
                             &ro,
-                            Some(floor),
+                            Some(&tc),
                             &mut scratch,
                             &mut a,
                         );
-                        let at = format!("{kernel:?}: ns {ns} lw {lw} width {width} floor {floor}");
+                        let at = format!(
+                            "{kernel:?}: ns {ns} lw {lw} width {width} {picture}/{boundary}"
+                        );
                         for p in 0..np {
                             let same = a.image[p].to_bits() == b.image[p].to_bits()
                                 && a.peak_time[p].to_bits() == b.peak_time[p].to_bits();
                             if !same {
-                                // left out: NaN, and the full charge fails the threshold
-                                // (below it, or NaN)
                                 assert!(a.image[p].is_nan() && a.peak_time[p].is_nan(), "{at} {p}");
-                                let full = f64::from(b.image[p]);
-                                assert!(full.is_nan() || full < floor, "{at} pixel {p}");
+                                let no_picture = fails(b.image[p], picture)
+                                    && g.neighbors(p)
+                                        .iter()
+                                        .all(|&j| fails(b.image[j as usize], picture));
+                                assert!(fails(b.image[p], floor) || no_picture, "{at} pixel {p}");
                                 left_out += 1;
                             }
                         }

@@ -176,6 +176,10 @@ pub(crate) struct FusedImage<'a> {
     pub skip_possum_below: [f32; 2],
     /// Pixels never left out (`calib::skipped`), or empty.
     pub keep: &'a [bool],
+    /// Per selected gain, the largest |R1| below which a pixel's charge is certainly below
+    /// the picture threshold (`calib::skip_limit`; `[0, 0]`: not used): the AVX-512 build also
+    /// leaves out a pixel when it and all its neighbours are below it.
+    pub picture_below: [f32; 2],
 }
 
 /// Calibrate one image (the caller guarantees AVX2, `2 ≤ n_samples ≤ 64`, consistent slice
@@ -863,6 +867,7 @@ pub(crate) mod tests {
                 skip_below: [0.0; 2],
                 skip_possum_below: [0.0; 2],
                 keep: &[],
+                picture_below: [0.0; 2],
             }
         }
 

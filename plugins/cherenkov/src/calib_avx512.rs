@@ -219,6 +219,9 @@ fn passes<const V: usize>(
             if need.count_ones() >= 4 && im.skip_possum_below != [0.0; 2] {
                 need &= !positive_sums_below::<V>(im, sc, p0);
             }
+            if need != 0 && im.picture_below != [0.0; 2] {
+                need &= !no_picture_near::<V>(im, sc, p0, need, &neighbours);
+            }
             // SAFETY: p0 + 16 ≤ n_pixels = image.len() = peak_time.len() (`prepare`).
             unsafe {
                 let nan = _mm512_set1_ps(f32::NAN);
@@ -418,6 +421,38 @@ fn positive_sums_below<const V: usize>(im: &FusedImage, sc: &FusedScratch, p0: u
         (0..16).fold(0u32, |k, i| k | u32::from(im.keep[p0 + i]) << i)
     };
     below & !keep
+}
+
+/// Of the pixels of `need` (bit i for pixel p0 + i), those whose largest |R1| and every
+/// neighbour's are below the picture limit (`picture_below`): their charges, and those of
+/// their neighbours, are certainly below the picture threshold, so such a pixel is no picture
+/// pixel, has no picture neighbour (so is no boundary pixel of the mask), and is no picture
+/// pixel's neighbour (so its boundary flag matters to no one): it is not in the mask and
+/// changes nothing in it. The neighbours' rows hold R1 (converted before the block). Only for
+/// a camera without HV-disabled pixels (the caller's `keep` empty), whose neighbour lists are
+/// the cleaning's.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn no_picture_near<'a, const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    p0: usize,
+    need: u32,
+    neighbours: &impl Fn(usize) -> &'a [u32],
+) -> u32 {
+    assert!(im.keep.is_empty() && p0 + 16 <= im.n_pixels);
+    let below = |p: usize| sc.maxabs[p] < im.picture_below[usize::from(im.gain[p] & 1)];
+    let mut out = 0;
+    let mut bits = need;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let p = p0 + i;
+        if below(p) && neighbours(p).iter().all(|&j| below(j as usize)) {
+            out |= 1 << i;
+        }
+    }
+    out
 }
 
 /// The pixels of `p0..p0 + 16` to integrate (bit i for pixel p0 + i): those that
@@ -1467,6 +1502,7 @@ mod tests {
                 skip_below: [0.0; 2],
                 skip_possum_below: [0.0; 2],
                 keep: &[],
+                picture_below: [0.0; 2],
             };
             let (mut q, mut t) = (vec![0f32; np], vec![0f32; np]);
             // SAFETY: the features checked above (AVX-512 implies AVX2); 2 ≤ ns ≤ 64,

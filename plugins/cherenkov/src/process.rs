@@ -208,10 +208,10 @@ impl Chain<'_> {
         }
         // the pixels the cleaning cannot select are left out unless the images are written
         // (`calibrate_screened_with`; the parameters are the same either way)
-        let floor = (cfg.calibration.skip_pixels_below_cleaning && !cfg.output.write_images)
-            .then(|| setup.tailcuts.picture.min(setup.tailcuts.boundary));
+        let cleaning = (cfg.calibration.skip_pixels_below_cleaning && !cfg.output.write_images)
+            .then_some(&setup.tailcuts);
         let kernel = CalibKernel::selected();
-        calibrate_screened_with(kernel, te, cal, g, &setup.readout, floor, cs, dl1);
+        calibrate_screened_with(kernel, te, cal, g, &setup.readout, cleaning, cs, dl1);
         // (screened: `image_sum_all`, a sum over pixels some of which were left out, is NaN)
         let params = process_image_with(
             g,
@@ -222,7 +222,7 @@ impl Chain<'_> {
             &cfg.timing_options(ev.event_id, te.tel_id),
             is,
             mask,
-            floor.is_none(),
+            cleaning.is_none(),
         );
         let h = &params.hillas;
         let use_it = params.is_valid
@@ -253,7 +253,7 @@ impl Chain<'_> {
                 }
                 // the display shows every pixel's charge: a screened image keeps the raw data
                 // (calibrated for the one image displayed, `complete_display`)
-                if floor.is_some() {
+                if cleaning.is_some() {
                     (Vec::new(), Some(Box::new(te.clone())), mask.clone())
                 } else {
                     (dl1.image.clone(), None, mask.clone())

@@ -172,7 +172,7 @@ fn thread_cpu_seconds() -> f64 {
 }
 
 /// The calibration of every image with all pixels and screened as the chain does
-/// (`calibrate_screened_with`, floor = the smaller tailcuts threshold), alternated image by image,
+/// (`calibrate_screened_with` with the telescope's tailcuts), alternated image by image,
 /// on-CPU µs/image per camera, on the shared files (run by hand; BENCH_REPS passes, 20).
 #[test]
 #[ignore]
@@ -193,7 +193,6 @@ fn bench_screen() {
             for te in events.iter().flat_map(|e| &e.telescopes) {
                 let s = &sub.tels[&te.tel_id];
                 let cal = te.calibration.as_ref().unwrap();
-                let floor = s.tailcuts.picture.min(s.tailcuts.boundary);
                 let e = per.entry((te.n_pixels, te.n_samples)).or_default();
                 e.0 += 1;
                 // the order alternates from pass to pass
@@ -206,7 +205,7 @@ fn bench_screen() {
                         cal,
                         &s.geometry,
                         &s.readout,
-                        screened.then_some(floor),
+                        screened.then_some(&s.tailcuts),
                         &mut cs,
                         &mut dl1,
                     );
@@ -286,14 +285,14 @@ fn bench_split() {
             {
                 let s = &sub.tels[&te.tel_id];
                 let t = std::time::Instant::now();
-                let floor = screen.then(|| s.tailcuts.picture.min(s.tailcuts.boundary));
+                let cleaning = screen.then_some(&s.tailcuts);
                 calibrate_screened_with(
                     CalibKernel::selected(),
                     te,
                     te.calibration.as_ref().unwrap(),
                     &s.geometry,
                     &s.readout,
-                    floor,
+                    cleaning,
                     &mut cs,
                     &mut dl1,
                 );

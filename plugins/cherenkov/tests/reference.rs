@@ -342,9 +342,10 @@ mod params {
     }
 
     /// Run the chain over a file with the reference's per-telescope thresholds. Every image is
-    /// also calibrated screened (`calibrate_screened_with`, the floor the chain uses: the smaller
-    /// threshold) by every build this CPU runs: each left-out pixel's full charge is below the
-    /// floor, every other pixel's charge and peak time are bit for bit the full calibration's,
+    /// also calibrated screened (`calibrate_screened_with` with the image's tailcuts) by every
+    /// build this CPU runs: each left-out pixel's full charge is below both thresholds, or it
+    /// and every neighbour's are below the picture threshold, every other pixel's charge and
+    /// peak time are bit for bit the full calibration's,
     /// and the mask and every parameter but `image_sum_all` are identical. (The builds may
     /// leave out different pixels: the AVX-512 one also bounds by the sum of positive R1.)
     pub fn run_chain(
@@ -400,22 +401,14 @@ mod params {
                     true,
                 );
                 let floor = tc.picture.min(tc.boundary);
+                let below = |v: f32, thr: f64| f64::from(v) < thr;
                 let cal = te.calibration.as_ref().unwrap();
                 for kernel in CalibKernel::ALL.into_iter().filter(|k| k.is_available()) {
                     let at = format!(
                         "{file} {config} event {} tel {} {kernel:?}",
                         ev.event_id, te.tel_id
                     );
-                    calibrate_screened_with(
-                        kernel,
-                        te,
-                        cal,
-                        g,
-                        ro,
-                        Some(floor),
-                        &mut cs,
-                        &mut dl1s,
-                    );
+                    calibrate_screened_with(kernel, te, cal, g, ro, Some(&tc), &mut cs, &mut dl1s);
                     for px in 0..dl1.image.len() {
                         let (full, scr) = (dl1.image[px], dl1s.image[px]);
                         let same = scr.to_bits() == full.to_bits()
@@ -423,8 +416,14 @@ mod params {
                         if !same {
                             // left out: NaN, and the full charge is below the floor
                             assert!(scr.is_nan() && dl1s.peak_time[px].is_nan(), "{at} {px}");
+                            // below both thresholds, or it and every neighbour below the
+                            // picture threshold
+                            let no_picture = below(full, tc.picture)
+                                && g.neighbors(px)
+                                    .iter()
+                                    .all(|&j| below(dl1.image[j as usize], tc.picture));
                             assert!(
-                                f64::from(full) < floor,
+                                below(full, floor) || no_picture,
                                 "{at} pixel {px}: {full} left out, floor {floor}"
                             );
                             screened.0 += usize::from(kernel == CalibKernel::selected());
