@@ -30,10 +30,11 @@ caliper_core::config_struct! {
         pub apply_integration_correction: bool = true,
         /// ThresholdGainSelector: use the low gain when any high-gain R0 sample exceeds this [ADC] (4000).
         pub gain_threshold_adc: f64 = 4000.0,
-        /// Leave out the pixels whose charge is certainly below both cleaning thresholds
-        /// (NeighborPeakWindowSum, 2-64 samples): they cannot be in the cleaning mask, so every
-        /// parameter is as with all pixels; only DL1 images need them, and a run that writes
-        /// images, and the camera display, integrates every pixel whatever this says (true).
+        /// Leave out the pixels the tailcuts cleaning certainly cannot select (charge below
+        /// both thresholds, or it and every neighbour's below the picture threshold;
+        /// NeighborPeakWindowSum, 2-64 samples): every parameter is as with all pixels; only
+        /// DL1 images need them, and a run that writes images, and the camera display,
+        /// integrates every pixel whatever this says (true).
         pub skip_pixels_below_cleaning: bool = true,
     }
 }
