@@ -167,9 +167,9 @@ pub(crate) struct FusedImage<'a> {
     /// Integration correction per gain.
     pub correction: &'a [f64],
     /// Per selected gain, the largest |R1| below which a pixel may be left out
-    /// (`calib::skip_limit`; `[0, 0]`: none). The caller overwrites the outputs of the pixels
-    /// `calib::skipped` decides on, so a build may leave them unwritten (the AVX-512 build
-    /// does; this one computes every pixel).
+    /// (`calib::skip_limit`; `[0, 0]`: none; `calib::skipped` decides). This build computes
+    /// every pixel and the caller then writes NaN for those; the AVX-512 build leaves them
+    /// (and those its further bounds rule out) uncomputed and writes NaN itself.
     pub skip_below: [f32; 2],
     /// Per selected gain, the sum of a row's positive R1 below which the AVX-512 build leaves
     /// a pixel out too (`calib_avx512::positive_sums_below`; `[0, 0]`: not used).

@@ -34,7 +34,10 @@
 //!   the camera (`passes`): the R1 rows a block reads are converted just before its peak
 //!   search, its window sums right after, so the rows are read while in L1 or L2;
 //! - the peak search sixteen pixels at a time (`peak_block`): their sums first, then their
-//!   sixteen horizontal maxima in one transposing reduction (`hmax16`), then their compares.
+//!   sixteen horizontal maxima in one transposing reduction (`hmax16`), then their compares;
+//! - when the caller screens (`calib::calibrate_screened_with`), the pixels the cleaning
+//!   cannot select are left out block by block (`to_integrate`, `positive_sums_below`,
+//!   `no_picture_near`) and the others gathered sixteen at a time (`block`, `flush`).
 //!
 //! The R1 rows start on a cache line (`calib_avx2::LineAligned`): with the allocator's
 //! 16-byte alignment every 64-byte row access straddled two lines. They form a ring sized
