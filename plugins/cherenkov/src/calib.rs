@@ -463,6 +463,7 @@ fn skip_limits(
             Some(c) => c.1,
             None => {
                 let l = skip_limit(width, corr, floor);
+                // (a bound on the cache, not a tuning: a run has a handful of entries)
                 if cache.len() >= 64 {
                     cache.clear();
                 }

@@ -219,11 +219,13 @@ fn passes<const V: usize>(
         let need = if screening {
             // SAFETY: p0 + 16 ≤ n_pixels; `r1_check` passed.
             let mut need = unsafe { to_integrate(im, sc, p0) };
+            // (on blocks with at least four left: on every block DigiCam, whose blocks keep
+            // about two, was 10 % slower; BENCHMARKS.md, session 9)
             if need.count_ones() >= 4 && im.skip_possum_below != [0.0; 2] {
                 need &= !positive_sums_below::<V>(im, sc, p0);
             }
             if need != 0 && im.picture_below != [0.0; 2] {
-                need &= !no_picture_near::<V>(im, sc, p0, need, &neighbours);
+                need &= !no_picture_near(im, sc, p0, need, &neighbours);
             }
             // SAFETY: p0 + 16 ≤ n_pixels = image.len() = peak_time.len() (`prepare`).
             unsafe {
@@ -342,7 +344,9 @@ fn block<'a, const V: usize>(
     peak_time: &mut [f32],
 ) -> usize {
     let fallbacks = peak_block::<V>(im, sc, pix, need, neighbours);
-    // the window sums in vectors unless only a few pixels are to be integrated
+    // the window sums in vectors unless only a few pixels are to be integrated (four: a
+    // chosen break-even, `sixteen` does sixteen lanes' work whatever the count; not measured
+    // on its own)
     if ex.base.simd_ok && need.count_ones() >= 4 {
         let write = need as __mmask16;
         if contiguous {
@@ -380,9 +384,11 @@ fn flush<'a, const V: usize>(
 /// The pixels of `p0..p0 + 16` (bit i for pixel p0 + i) whose charge is certainly below the
 /// caller's floor by the sum P of their positive R1 samples: any window's float64 sum is at
 /// most P (the samples it leaves out or that are negative only lower it), so the stored
-/// charge is at most P·corr·(1 + 2^−15) (P summed in float32 here, in any order, is within
-/// 63·2^−24 of the exact sum; the float64 sum, the float32 and float64 roundings of the charge
-/// add less than 2^−22); `skip_possum_below` = floor / (corr·(1 + 2^−12)) rounded to float32
+/// charge is at most P·corr·(1 + 2^−15) (P, at most 64 non-negative terms summed in float32
+/// here in any order, is within a relative γ_63 = 63u/(1 − 63u), u = 2^−24, of the exact sum:
+/// Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §4.2, eq. 4.4; the float64
+/// sum, the float32 and float64 roundings of the charge add less than 2^−22);
+/// `skip_possum_below` = floor / (corr·(1 + 2^−12)) rounded to float32
 /// keeps that below the floor. Never a pixel of `keep`; a NaN sample counts as 0 (its window
 /// sum is NaN, which no threshold selects). The rows of the sixteen hold R1.
 #[inline]
@@ -436,7 +442,7 @@ fn positive_sums_below<const V: usize>(im: &FusedImage, sc: &FusedScratch, p0: u
 /// the cleaning's.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn no_picture_near<'a, const V: usize>(
+fn no_picture_near<'a>(
     im: &FusedImage,
     sc: &FusedScratch,
     p0: usize,
@@ -930,7 +936,8 @@ fn hmax16(m: &[__m512; 16]) -> __m512 {
     hreduce16(m, |a, b| _mm512_max_ps(a, b))
 }
 
-/// [`hmax16`]'s network with any lane-wise operation `op` (the sums of [`to_integrate`]).
+/// [`hmax16`]'s network with any lane-wise operation `op` (the sums of
+/// [`positive_sums_below`]).
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 fn hreduce16(m: &[__m512; 16], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
