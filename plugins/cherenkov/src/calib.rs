@@ -228,6 +228,8 @@ pub struct CalibScratch {
     /// [`skip_limit`]s computed before, by (width, correction, floor) as bits (a handful of
     /// entries: one per telescope type and gain).
     limits: Vec<((usize, u64, u64), f32)>,
+    /// [`AdcRanges`] computed before, per telescope.
+    adc_ranges: Vec<(u16, AdcRanges)>,
     fallbacks: usize,
     searched: usize,
 }
@@ -340,7 +342,11 @@ pub fn calibrate_with(
 /// (`calib_avx512::positive_sums_below`), and, for a camera without HV-disabled pixels, those
 /// whose charge and every neighbour's are certainly below the picture threshold (such a pixel
 /// can be neither a picture pixel nor next to one, nor the boundary neighbour a picture pixel
-/// needs). So the builds may differ in which pixels are NaN, never in any other value. A
+/// needs). The AVX-512 build tests the first and the last on the ADC samples, against each
+/// pixel's range of ADC values whose R1 is below the limit ([`adc_range`]; computed once per
+/// telescope and calibration, kept in `scratch`), and converts to R1 only the rows of the
+/// pixels that remain and of their neighbours. So the builds may differ in which pixels are
+/// NaN, never in any other value. A
 /// left-out pixel can neither be in the cleaning mask nor change any other pixel's place in it
 /// (NaN fails every threshold compare, as the charge it replaces does where it matters), and the
 /// image parameters read only the pixels of the mask, so they come out bit for bit as from
@@ -481,6 +487,132 @@ fn skip_limits(
 #[inline(always)]
 pub(crate) fn skipped(maxabs: f32, g: u8, lim: [f32; 2], keep: &[bool], p: usize) -> bool {
     maxabs < lim[usize::from(g & 1)] && !keep.get(p).copied().unwrap_or(false)
+}
+
+/// The ADC values `a` whose R1, `(a as f32 − ped)·dc` in float32 as every build computes it,
+/// has |R1| < `limit`: an interval `[lo, hi]`, or `None` when there is none. A row's largest
+/// |R1| is below `limit` exactly when all its samples are in the interval (a NaN or infinite
+/// R1 is in no interval, and makes the row's largest |R1| NaN or +∞), so the AVX-512 build
+/// decides [`skipped`] with two integer compares per sample instead of converting the row.
+///
+/// Why an interval: for finite `ped` and `dc`, R1 is finite or ±∞ (never NaN) and monotonic
+/// in `a` (both float32 operations round monotonically; non-decreasing for `dc ≥ 0`,
+/// non-increasing for `dc < 0`), so {R1 > −limit} and {R1 < limit} are each a run of ADC
+/// values reaching one end of 0..=65535, and their intersection is the interval; its two ends
+/// are found by bisection on the exact float32 expression. A non-finite `ped` or `dc` makes
+/// every R1 NaN or ±∞: no interval; so does a `limit` that is not positive (or NaN).
+pub fn adc_range(ped: f32, dc: f32, limit: f32) -> Option<(u16, u16)> {
+    if !(ped.is_finite() && dc.is_finite() && limit > 0.0) {
+        return None;
+    }
+    let r1 = |a: u32| (a as f32 - ped) * dc;
+    // the first ADC value in 0..=65536 for which `pred` holds (65536: none), for a `pred`
+    // false then true
+    let first = |pred: &dyn Fn(u32) -> bool| {
+        let (mut lo, mut hi) = (0u32, 65536u32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    };
+    let above = |a: u32| r1(a) > -limit;
+    let below = |a: u32| r1(a) < limit;
+    // [lo, end): the run that rises into the interval, the one that falls out of it
+    let (lo, end) = if dc >= 0.0 {
+        (first(&above), first(&|a| !below(a)))
+    } else {
+        (first(&below), first(&|a| !above(a)))
+    };
+    (lo < end).then(|| (lo as u16, (end - 1) as u16))
+}
+
+/// [`adc_range`] as the AVX-512 build's compare wants it: the ends each repeated in both
+/// 16-bit halves of a `u32` (`[lo, hi]`), the empty interval as `[65535, 0]` (every value is
+/// outside it: below 65535 or above 0).
+fn adc_range_lanes(ped: f32, dc: f32, limit: f32) -> [u32; 2] {
+    let (lo, hi) = adc_range(ped, dc, limit).unwrap_or((u16::MAX, 0));
+    [u32::from(lo) * 0x1_0001, u32::from(hi) * 0x1_0001]
+}
+
+/// The [`adc_range`]s of every (gain, pixel) of one calibration for the skip limits and the
+/// picture limits (`calib_avx512::sparse`'s bounds 1 and 3), with the calibration they were
+/// computed from: pedestals and dc_to_pe change only when a new calibration is read, so a
+/// telescope's ranges are reused from image to image, after a bitwise comparison of those
+/// arrays (16 bytes per pixel compared against 64 per row of 32 samples screened).
+#[derive(Debug, Default)]
+struct AdcRanges {
+    pedestal: Vec<f32>,
+    dc_to_pe: Vec<f32>,
+    n_pixels: usize,
+    /// The skip and picture limits per gain, as bits.
+    limits: [u32; 4],
+    skip: Vec<[u32; 2]>,
+    picture: Vec<[u32; 2]>,
+}
+
+/// Whether two float slices hold the same bits (a chunked comparison that stops at the first
+/// differing chunk).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.chunks(64).zip(b.chunks(64)).all(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .fold(0u32, |d, (p, q)| d | (p.to_bits() ^ q.to_bits()))
+                == 0
+        })
+}
+
+/// The [`AdcRanges`] of telescope `tel_id` for this calibration and these limits: the cached
+/// ones when they were computed from the same arrays and limits, else computed and cached
+/// (one entry per telescope, at most 256 telescopes: beyond that the oldest entry is dropped).
+fn adc_ranges<'c>(
+    cache: &'c mut Vec<(u16, AdcRanges)>,
+    tel_id: u16,
+    cal: &TelCalibration,
+    n_pixels: usize,
+    skip: [f32; 2],
+    picture: [f32; 2],
+) -> &'c AdcRanges {
+    let limits = [skip[0], skip[1], picture[0], picture[1]].map(f32::to_bits);
+    let (ped, dc) = (&cal.pedestal_per_sample[..], &cal.dc_to_pe[..]);
+    let k = match cache.iter().position(|c| c.0 == tel_id) {
+        Some(k) => k,
+        None => {
+            // (a bound on the memory, not a tuning)
+            if cache.len() >= 256 {
+                cache.remove(0);
+            }
+            cache.push((tel_id, AdcRanges::default()));
+            cache.len() - 1
+        }
+    };
+    let c = &mut cache[k].1;
+    let valid = c.n_pixels == n_pixels
+        && c.limits == limits
+        && same_bits(&c.pedestal, ped)
+        && same_bits(&c.dc_to_pe, dc);
+    if !valid {
+        let n = ped.len().min(dc.len());
+        let ranges = |lim: [f32; 2]| -> Vec<[u32; 2]> {
+            (0..n)
+                .map(|i| adc_range_lanes(ped[i], dc[i], lim[(i / n_pixels.max(1)).min(1)]))
+                .collect()
+        };
+        *c = AdcRanges {
+            pedestal: ped.to_vec(),
+            dc_to_pe: dc.to_vec(),
+            n_pixels,
+            limits,
+            skip: ranges(skip),
+            picture: ranges(picture),
+        };
+    }
+    c
 }
 
 /// NaN charge and peak time for the pixels [`skipped`] (`maxabs(p)` their largest |R1|).
@@ -636,6 +768,28 @@ fn calibrate_impl<const K: u8>(
         } else {
             (&geom.indptr[..], &geom.indices[..])
         };
+        // the AVX-512 build's limits: the skip limits (bound 1), the sums of positive R1
+        // (bound 2) and, for a camera without HV-disabled pixels (whose neighbours the cleaning
+        // sees are then all in the peak search's lists), the picture limits (bound 3); each
+        // as ADC ranges per (gain, pixel)
+        let (mut adc_skip, mut adc_picture): (&[[u32; 2]], &[[u32; 2]]) = (&[], &[]);
+        let mut possum = [0.0; 2];
+        if let (Some(lim), Some(f), true) = (lim, floor, K == AVX512) {
+            let corr = |g: usize| ro.correction.get(g).copied().unwrap_or(1.0);
+            possum = [0, 1].map(|g| possum_limit(corr(g), f));
+            let picture = match cleaning {
+                Some(t) if scratch.keep.is_empty() => {
+                    let width = ex.window_width.min(ns);
+                    [0, 1].map(|g| skip_limit(width, corr(g), t.picture))
+                }
+                _ => [0.0; 2],
+            };
+            let r = adc_ranges(&mut scratch.adc_ranges, te.tel_id, cal, np, lim, picture);
+            adc_skip = &r.skip;
+            if picture != [0.0; 2] {
+                adc_picture = &r.picture;
+            }
+        }
         let im = crate::calib_avx2::FusedImage {
             samples: &te.samples,
             n_pixels: np,
@@ -651,26 +805,10 @@ fn calibrate_impl<const K: u8>(
             shift: ex.window_shift,
             rate: ro.sampling_rate_ghz,
             correction: &ro.correction,
-            skip_below: lim.unwrap_or([0.0; 2]),
-            skip_possum_below: match (lim, floor) {
-                (Some(_), Some(f)) => {
-                    [0, 1].map(|g| possum_limit(ro.correction.get(g).copied().unwrap_or(1.0), f))
-                }
-                _ => [0.0; 2],
-            },
+            adc_skip,
+            skip_possum_below: possum,
             keep: &scratch.keep,
-            picture_below: match (lim, cleaning) {
-                // (with HV-disabled pixels the neighbours the cleaning sees are not all in
-                // the peak search's lists: not used)
-                (Some(_), Some(t)) if scratch.keep.is_empty() => {
-                    let width = ex.window_width.min(ns);
-                    [0, 1].map(|g| {
-                        let corr = ro.correction.get(g).copied().unwrap_or(1.0);
-                        skip_limit(width, corr, t.picture)
-                    })
-                }
-                _ => [0.0; 2],
-            },
+            adc_picture,
         };
         let fused: unsafe fn(
             &crate::calib_avx2::FusedImage,
@@ -1900,6 +2038,77 @@ mod tests {
             skip_limit(7, 0.0, 5.0),
             f32::from_bits((f32::MAX / 7.0).to_bits() + 1)
         );
+    }
+
+    /// `adc_range` holds exactly the ADC values whose float32 R1 has |R1| < limit: checked on
+    /// all 65,536 values for random pedestals (inside and outside 0..65535, integer and not),
+    /// dc_to_pe of either sign over 14 decades, 0, −0, subnormal, and limits from 1e−6 to
+    /// +∞, and for NaN and infinite inputs (no interval); its `u32` form marks every value of
+    /// an empty interval outside.
+    #[test]
+    fn adc_range_is_exact() {
+        use rand::{Rng, SeedableRng};
+        let check = |ped: f32, dc: f32, limit: f32| {
+            let inside = |a: u32| ((a as f32 - ped) * dc).abs() < limit;
+            let r = adc_range(ped, dc, limit);
+            for a in 0..=65535u32 {
+                let want = inside(a);
+                let got = r.is_some_and(|(lo, hi)| (u32::from(lo)..=u32::from(hi)).contains(&a));
+                assert_eq!(got, want, "ped {ped} dc {dc} limit {limit}: ADC {a}");
+            }
+            let [lo, hi] = adc_range_lanes(ped, dc, limit);
+            let (lo, hi) = ((lo & 0xFFFF) as u16, (hi & 0xFFFF) as u16);
+            assert_eq!(r.is_none(), lo > hi);
+            // the kernel's test: (lo ⊖ a) | (a ⊖ hi) nonzero, saturating
+            for a in [
+                0u16,
+                1,
+                lo,
+                hi,
+                lo.wrapping_sub(1),
+                hi.wrapping_add(1),
+                65535,
+            ] {
+                let out = lo.saturating_sub(a) | a.saturating_sub(hi) != 0;
+                assert_eq!(
+                    out,
+                    !inside(u32::from(a)),
+                    "ped {ped} dc {dc} limit {limit}: ADC {a}"
+                );
+            }
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..150 {
+            let ped = match rng.random_range(0..4) {
+                0 => rng.random_range(0..70_000) as f32,
+                1 => rng.random_range(-1e5..1e5f32),
+                _ => rng.random_range(0.0..2000.0f32),
+            };
+            let dc = 10f32.powf(rng.random_range(-10.0..4.0))
+                * if rng.random_bool(0.2) { -1.0 } else { 1.0 };
+            let limit = 10f32.powf(rng.random_range(-6.0..4.0));
+            check(ped, dc, limit);
+        }
+        for (ped, dc, limit) in [
+            (300.0, 0.0, 1.0),
+            (300.0, -0.0, 1.0),
+            (300.5, 1e-45, 1e-44),
+            (300.0, 1.0, 2.0),
+            (300.0, 1.0, f32::INFINITY),
+            (300.0, 3e38, 1e38),
+            (300.0, 1.0, 0.0),
+            (300.0, 1.0, -1.0),
+            (300.0, 1.0, f32::NAN),
+            (f32::NAN, 1.0, 5.0),
+            (f32::INFINITY, 1.0, 5.0),
+            (f32::INFINITY, 0.0, 5.0),
+            (300.0, f32::INFINITY, 5.0),
+            (300.0, f32::NAN, 5.0),
+            (-5.0, 1.0, 2.0),
+            (70_000.0, 1.0, 2.0),
+        ] {
+            check(ped, dc, limit);
+        }
     }
 
     /// Gain selection: any high-gain sample above 4000 ADC switches the pixel to low gain.

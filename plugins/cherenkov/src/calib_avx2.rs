@@ -44,6 +44,39 @@ pub(crate) struct FusedScratch {
     /// The pixels whose screen left several candidate samples, with those samples (bit `s`
     /// for sample `s`), settled after the screen of every pixel ([`peaks`]).
     pub(crate) several: Vec<(u32, u64)>,
+    /// The AVX-512 build's screened calibration's lists and marks.
+    pub(crate) sparse: SparseScratch,
+}
+
+/// Lists and marks of the AVX-512 build's screened calibration (`calib_avx512::sparse`).
+#[derive(Debug, Default)]
+pub(crate) struct SparseScratch {
+    /// The pixels still to integrate, increasing.
+    pub(crate) listed: Vec<u32>,
+    /// Rows to convert.
+    pub(crate) rows: Vec<u32>,
+    /// Per pixel, the image (generation) whose R1 row it holds.
+    pub(crate) converted: Vec<u32>,
+    /// Per pixel, the image (generation) in which a possible picture pixel marked it.
+    pub(crate) near: Vec<u32>,
+    /// This image's generation (never 0, which the marks start at).
+    generation: u32,
+}
+
+impl SparseScratch {
+    /// A new generation for an image of `n_pixels` pixels: no mark is of it yet (the marks
+    /// are cleared when the counter wraps around).
+    pub(crate) fn next_generation(&mut self, n_pixels: usize) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.converted.fill(0);
+            self.near.fill(0);
+            self.generation = 1;
+        }
+        self.converted.resize(n_pixels, 0);
+        self.near.resize(n_pixels, 0);
+        self.generation
+    }
 }
 
 impl FusedScratch {
@@ -166,20 +199,24 @@ pub(crate) struct FusedImage<'a> {
     pub rate: f64,
     /// Integration correction per gain.
     pub correction: &'a [f64],
-    /// Per selected gain, the largest |R1| below which a pixel may be left out
-    /// (`calib::skip_limit`; `[0, 0]`: none; `calib::skipped` decides). This build computes
-    /// every pixel and the caller then writes NaN for those; the AVX-512 build leaves them
-    /// (and those its further bounds rule out) uncomputed and writes NaN itself.
-    pub skip_below: [f32; 2],
+    /// Per (gain, pixel), as `pedestal`, the ADC values whose |R1| is below the skip limit
+    /// of that gain (`calib::adc_range`, the ends each in both halves of a `u32`), or empty:
+    /// the AVX-512 build then leaves out the pixels all of whose samples are inside the
+    /// range of their selected gain (`calib::skipped`) and those its further bounds rule out,
+    /// and writes NaN for them. Not read by this build, which computes every pixel (the
+    /// caller then writes NaN for those `calib::skipped` skips).
+    pub adc_skip: &'a [[u32; 2]],
     /// Per selected gain, the sum of a row's positive R1 below which the AVX-512 build leaves
     /// a pixel out too (`calib_avx512::positive_sums_below`; `[0, 0]`: not used).
     pub skip_possum_below: [f32; 2],
     /// Pixels never left out (`calib::skipped`), or empty.
     pub keep: &'a [bool],
-    /// Per selected gain, the largest |R1| below which a pixel's charge is certainly below
-    /// the picture threshold (`calib::skip_limit`; `[0, 0]`: not used): the AVX-512 build also
-    /// leaves out a pixel when it and all its neighbours are below it.
-    pub picture_below: [f32; 2],
+    /// As `adc_skip` for the picture limits (the largest |R1| below which a pixel's charge is
+    /// certainly below the picture threshold), or empty (not used): the AVX-512 build also
+    /// leaves out a pixel when it and all its neighbours are inside their ranges. Only for a
+    /// camera without HV-disabled pixels (`keep` empty), whose neighbour lists are the
+    /// cleaning's.
+    pub adc_picture: &'a [[u32; 2]],
 }
 
 /// Calibrate one image (the caller guarantees AVX2, `2 ≤ n_samples ≤ 64`, consistent slice
@@ -864,10 +901,10 @@ pub(crate) mod tests {
                 shift: 3,
                 rate: 1.0,
                 correction: &[1.0],
-                skip_below: [0.0; 2],
+                adc_skip: &[],
                 skip_possum_below: [0.0; 2],
                 keep: &[],
-                picture_below: [0.0; 2],
+                adc_picture: &[],
             }
         }
 
@@ -880,6 +917,7 @@ pub(crate) mod tests {
                 row_mask: usize::MAX,
                 ring_hints: Vec::new(),
                 several: Vec::new(),
+                sparse: SparseScratch::default(),
             }
         }
 

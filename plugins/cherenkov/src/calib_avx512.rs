@@ -36,14 +36,17 @@
 //! - the peak search sixteen pixels at a time (`peak_block`): their sums first, then their
 //!   sixteen horizontal maxima in one transposing reduction (`hmax16`), then their compares;
 //! - when the caller screens (`calib::calibrate_screened_with`), the pixels the cleaning
-//!   cannot select are left out block by block (`to_integrate`, `positive_sums_below`,
-//!   `no_picture_near`) and the others gathered sixteen at a time (`block`, `flush`).
+//!   cannot select are left out (`sparse`): first on the ADC samples themselves, two
+//!   saturating integer subtractions per 32 samples against each pixel's precomputed ADC
+//!   range (`screen_adc`, `outside`; `calib::adc_range`) instead of converting every row
+//!   to R1; only the rows of the pixels that remain and of their neighbours are converted,
+//!   and those pixels are integrated sixteen at a time (`block`).
 //!
 //! The R1 rows start on a cache line (`calib_avx2::LineAligned`): with the allocator's
-//! 16-byte alignment every 64-byte row access straddled two lines. They form a ring sized
-//! per camera to the farthest a block's neighbours reach back (`passes`), so that they stay
-//! in L1 or L2 (SCTCam: 2048 rows of 128 bytes instead of 11328; its calibration 8–12 %
-//! faster, the other cameras unchanged).
+//! 16-byte alignment every 64-byte row access straddled two lines. When every pixel is
+//! integrated they form a ring sized per camera to the farthest a block's neighbours reach
+//! back (`passes`), so that they stay in L1 or L2 (SCTCam: 2048 rows of 128 bytes instead
+//! of 11328; its calibration 8–12 % faster, the other cameras unchanged).
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
@@ -77,6 +80,16 @@ pub(crate) fn neighbor_window_sum(
     let v = im.n_samples.div_ceil(16);
     sc.prepare(im, 16 * v, image, peak_time);
     let np = im.n_pixels;
+    if !im.adc_skip.is_empty() {
+        // each pixel its own row
+        sc.row_mask = usize::MAX;
+        return match v {
+            1 => sparse::<1>(im, sc, image, peak_time),
+            2 => sparse::<2>(im, sc, image, peak_time),
+            3 => sparse::<3>(im, sc, image, peak_time),
+            _ => sparse::<4>(im, sc, image, peak_time),
+        };
+    }
     let all = np.next_power_of_two();
     let hint = sc.ring_hints.iter().find(|h| h.0 == np).map(|h| h.1);
     let mut run = |sc: &mut FusedScratch, rows: usize| {
@@ -107,10 +120,10 @@ pub(crate) fn neighbor_window_sum(
 #[derive(Debug)]
 struct RingTooSmall;
 
-/// The three steps for rows of `V` vectors of 16 floats (R1 rows, peaks, window sums),
-/// interleaved by blocks of sixteen pixels: before a block's peaks, the R1 rows up to its
-/// highest neighbour are converted (if not done yet); after them, its window sums. Each
-/// pixel's outputs are the same operations on the same values as in three whole-image
+/// The three steps for rows of `V` vectors of 16 floats (R1 rows, peaks, window sums) for
+/// every pixel, interleaved by blocks of sixteen pixels: before a block's peaks, the R1 rows
+/// up to its highest neighbour are converted (if not done yet); after them, its window sums.
+/// Each pixel's outputs are the same operations on the same values as in three whole-image
 /// passes (every row is written before it is read; the peak of a pixel needs only the rows
 /// of the pixel and its neighbours, its window sum only its own row and peak), but the rows
 /// are read while still in L1 (DigiCam: neighbours within ±37 rows of 256 bytes) or L2
@@ -121,12 +134,12 @@ struct RingTooSmall;
 /// `j & row_mask`, and converting a row overwrites the one `row_mask + 1` pixels back.
 /// What a block reads must then span fewer rows than the ring: its lowest row (own or
 /// neighbour) at least the number of converted rows minus the ring's size, checked per
-/// block and for the pixels after the last block. Returns the pixels that needed float64 sums and the largest such span (the
-/// smallest ring this camera can use), or [`RingTooSmall`], leaving the outputs partly
-/// written, when the ring is smaller than a span. With rows of DigiCam's pixels reaching
-/// ±37 rows (a ring of 128 rows, 32 kB) and SCTCam's ±953 (2048 rows, 256 kB) the rows
-/// stay in L1 and L2 instead of being written back to L3 once per image (1.45 MB for
-/// SCTCam).
+/// block and for the pixels after the last block. Returns the pixels that needed float64
+/// sums and the largest such span (the smallest ring this camera can use), or
+/// [`RingTooSmall`], leaving the outputs partly written, when the ring is smaller than a
+/// span. With rows of DigiCam's pixels reaching ±37 rows (a ring of 128 rows, 32 kB) and
+/// SCTCam's ±953 (2048 rows, 256 kB) the rows stay in L1 and L2 instead of being written
+/// back to L3 once per image (1.45 MB for SCTCam).
 #[inline(never)] // a symbol of its own in profiles
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 fn passes<const V: usize>(
@@ -141,49 +154,22 @@ fn passes<const V: usize>(
     let mut reach = 0;
     r1_check::<V>(im, sc);
     let ex = Extractor::new(im, 16 * V);
-    let screening = im.skip_below != [0.0; 2];
-    assert!(im.keep.is_empty() || im.keep.len() == np);
     let mut fallbacks = 0;
-    // the CSR offsets are non-decreasing and end within the indices: each pixel's
-    // neighbour slice is then taken unchecked
+    let neighbours = checked_neighbours(im);
     let (indptr, indices) = (im.indptr, im.indices);
-    assert!(indptr.len() == np + 1);
-    // (a branch-free fold that vectorises, instead of `windows(2).all(..)`, whose early
-    // exit kept it scalar: 3 % of the peak search on DigiCam)
-    let descending = indptr[..np]
-        .iter()
-        .zip(&indptr[1..])
-        .fold(0u32, |d, (a, b)| d | u32::from(a > b));
-    assert!(descending == 0 && indptr[np] as usize <= indices.len());
-    assert!(sc.wave.len() >= np * 16 * V && sc.maxabs.len() >= np);
     assert!(sc.peak.len() >= np);
-    let neighbours = |p: usize| {
-        // SAFETY: p < n_pixels, so p + 1 < indptr.len(), and indptr[p] ≤ indptr[p + 1] ≤
-        // indices.len() (asserted above).
-        unsafe {
-            let (a, b) = (*indptr.get_unchecked(p), *indptr.get_unchecked(p + 1));
-            indices.get_unchecked(a as usize..b as usize)
-        }
-    };
     // rows 0..r1_done hold R1
     let mut r1_done = 0;
     // sixteen pixels at a time: their sums first, then their sixteen horizontal maxima in
     // one transposing reduction, then their candidates (see `peak_block`)
     let blocks = np / 16 * 16;
-    // When the caller screens, the pixels to integrate wait here until sixteen of them make a
-    // block (for a camera where half of them are left out in no order, a block of sixteen
-    // consecutive pixels would branch around each left-out one: measured slower than
-    // integrating them all), in increasing order; `pend_lo` is the lowest row they read.
-    let mut pend = [0usize; 32];
-    let mut n_pend = 0;
-    let mut pend_lo = usize::MAX;
     for p0 in (0..blocks).step_by(16) {
         // the rows this block reads: its own and its neighbours' (indices < n_pixels, checked
         // by `FusedScratch::prepare`), converted at least 16 at a time (measured: chunks of
         // 16 rows 3–6 % faster than 32, 64 or 128 rows 5–19 % slower: the finer the R1
         // conversion is interleaved with the peak search, the better the two overlap)
         // SAFETY: p0 + 16 ≤ n_pixels < indptr.len(), and indptr[p0] ≤ indptr[p0 + 16] ≤
-        // indices.len() (asserted above).
+        // indices.len() (checked by `checked_neighbours`).
         let nbs = unsafe {
             let (a, b) = (*indptr.get_unchecked(p0), *indptr.get_unchecked(p0 + 16));
             indices.get_unchecked(a as usize..b as usize)
@@ -197,13 +183,6 @@ fn passes<const V: usize>(
         let needed = hi as usize + 1;
         if needed > r1_done {
             let to = needed.max(r1_done + 16).min(np);
-            // converting up to `to` overwrites the rows below to − ring: first the pending
-            // pixels that read one of them
-            if n_pend > 0 && to - pend_lo > ring {
-                fallbacks +=
-                    flush::<V>(im, sc, &ex, &pend[..n_pend], &neighbours, image, peak_time);
-                (n_pend, pend_lo) = (0, usize::MAX);
-            }
             // SAFETY: r1_done < to ≤ n_pixels; `r1_check` passed.
             unsafe { r1_range::<V>(im, sc, r1_done, to) };
             r1_done = to;
@@ -213,78 +192,18 @@ fn passes<const V: usize>(
         if reach > ring {
             return Err(RingTooSmall);
         }
-        // the pixels to integrate: all, or when the caller screens those `calib::skipped`
-        // keeps, less those the sums of positive R1 rule out; NaN for the rest (masked
-        // stores, no branch per pixel)
-        let need = if screening {
-            // SAFETY: p0 + 16 ≤ n_pixels; `r1_check` passed.
-            let mut need = unsafe { to_integrate(im, sc, p0) };
-            // (on blocks with at least four left: on every block DigiCam, whose blocks keep
-            // about two, was 10 % slower; BENCHMARKS.md, session 9)
-            if need.count_ones() >= 4 && im.skip_possum_below != [0.0; 2] {
-                need &= !positive_sums_below::<V>(im, sc, p0);
-            }
-            if need != 0 && im.picture_below != [0.0; 2] {
-                need &= !no_picture_near(im, sc, p0, need, &neighbours);
-            }
-            // SAFETY: p0 + 16 ≤ n_pixels = image.len() = peak_time.len() (`prepare`).
-            unsafe {
-                let nan = _mm512_set1_ps(f32::NAN);
-                let out = !need as __mmask16;
-                _mm512_mask_storeu_ps(image.as_mut_ptr().add(p0), out, nan);
-                _mm512_mask_storeu_ps(peak_time.as_mut_ptr().add(p0), out, nan);
-            }
-            need
-        } else {
-            0xFFFF
-        };
-        if need == 0xFFFF && n_pend == 0 {
-            let consecutive: [usize; 16] = std::array::from_fn(|i| p0 + i);
-            fallbacks += block::<V>(
-                im,
-                sc,
-                &ex,
-                &consecutive,
-                0xFFFF,
-                true,
-                &neighbours,
-                image,
-                peak_time,
-            );
-            continue;
-        }
-        let mut bits = need;
-        while bits != 0 {
-            pend[n_pend] = p0 + bits.trailing_zeros() as usize;
-            n_pend += 1;
-            bits &= bits - 1;
-        }
-        if need != 0 {
-            pend_lo = pend_lo.min(lo as usize);
-        }
-        if n_pend >= 16 {
-            let pix: [usize; 16] = std::array::from_fn(|i| pend[i]);
-            fallbacks += block::<V>(
-                im,
-                sc,
-                &ex,
-                &pix,
-                0xFFFF,
-                false,
-                &neighbours,
-                image,
-                peak_time,
-            );
-            pend.copy_within(16..n_pend, 0);
-            n_pend -= 16;
-            if n_pend == 0 {
-                pend_lo = usize::MAX;
-            }
-        }
-    }
-    // the pending pixels before the last rows are converted
-    if n_pend > 0 {
-        fallbacks += flush::<V>(im, sc, &ex, &pend[..n_pend], &neighbours, image, peak_time);
+        let consecutive: [usize; 16] = std::array::from_fn(|i| p0 + i);
+        fallbacks += block::<V>(
+            im,
+            sc,
+            &ex,
+            &consecutive,
+            0xFFFF,
+            true,
+            &neighbours,
+            image,
+            peak_time,
+        );
     }
     // SAFETY: r1_done ≤ n_pixels; `r1_check` passed.
     unsafe { r1_range::<V>(im, sc, r1_done, np) };
@@ -298,15 +217,9 @@ fn passes<const V: usize>(
     }
     // the rest two pixels at a time: their horizontal maxima share one reduction, and the
     // two chains of latencies (sums, maximum, threshold, compares) interleave
-    let skip = |p: usize| {
-        screening && crate::calib::skipped(sc.maxabs[p], im.gain[p], im.skip_below, im.keep, p)
-    };
     for p in (blocks..np).step_by(2) {
         // the last pixel of an odd count twice
         let q = (p + 1).min(np - 1);
-        if skip(p) && skip(q) {
-            continue;
-        }
         let [(pa, ea), (pb, eb)] = peak_pair::<V>(im, sc, [p, q], [neighbours(p), neighbours(q)]);
         // SAFETY: p ≤ q < n_pixels ≤ peak.len() (asserted above).
         unsafe {
@@ -316,14 +229,285 @@ fn passes<const V: usize>(
         fallbacks += usize::from(ea) + usize::from(eb && q != p);
     }
     for p in blocks..np {
-        if skip(p) {
-            image[p] = f32::NAN;
-            peak_time[p] = f32::NAN;
-        } else {
-            ex.base.one(im, sc, p, image, peak_time);
-        }
+        ex.base.one(im, sc, p, image, peak_time);
     }
     Ok((fallbacks, reach))
+}
+
+/// Pixel `p`'s neighbour slice of the CSR lists of `im`, taken unchecked after one check of
+/// the whole lists here: offsets non-decreasing and ending within the indices (a panic
+/// otherwise).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn checked_neighbours<'a>(im: &FusedImage<'a>) -> impl Fn(usize) -> &'a [u32] + use<'a> {
+    let np = im.n_pixels;
+    let (indptr, indices) = (im.indptr, im.indices);
+    assert!(indptr.len() == np + 1);
+    // (a branch-free fold that vectorises, instead of `windows(2).all(..)`, whose early
+    // exit kept it scalar: 3 % of the peak search on DigiCam)
+    let descending = indptr[..np]
+        .iter()
+        .zip(&indptr[1..])
+        .fold(0u32, |d, (a, b)| d | u32::from(a > b));
+    assert!(descending == 0 && indptr[np] as usize <= indices.len());
+    move |p: usize| {
+        assert!(p < np);
+        // SAFETY: p < n_pixels, so p + 1 < indptr.len(), and indptr[p] ≤ indptr[p + 1] ≤
+        // indices.len() (asserted above).
+        unsafe {
+            let (a, b) = (*indptr.get_unchecked(p), *indptr.get_unchecked(p + 1));
+            indices.get_unchecked(a as usize..b as usize)
+        }
+    }
+}
+
+/// The screened calibration (the caller's `adc_skip` set): only the pixels the cleaning may
+/// select are integrated, NaN is written for the others. In five steps:
+/// 1. bound 1 on every row, on the ADC samples themselves (`screen_adc`): a row all of whose
+///    samples are inside the pixel's `adc_skip` range has its largest |R1| below the skip
+///    limit; the others (and those of `keep`) are listed;
+/// 2. bound 3, for a camera without HV-disabled pixels (`adc_picture` set): the listed pixels
+///    with a sample outside their `adc_picture` range (the possible picture pixels) mark
+///    themselves and their neighbours; the unmarked are left out;
+/// 3. the R1 rows of the remaining pixels, and bound 2 (`positive_sums_below`) on them,
+///    sixteen at a time;
+/// 4. the R1 rows of the remaining pixels' neighbours (each row converted once, with its
+///    largest |R1|);
+/// 5. their peaks and window sums sixteen at a time (`block`), gathered in increasing order.
+///
+/// Every pixel integrated gets the same operations on the same values as in [`passes`]; the
+/// rows are each pixel's own (`row_mask` = `usize::MAX`). Returns the pixels that needed
+/// float64 sums.
+///
+/// The three bounds, each enough on its own to leave a pixel out:
+/// - bound 1: every sample of any window is at most the row's largest |R1|, so one below
+///   the skip limit makes the charge certainly below both thresholds (`calib::skip_limit`);
+/// - bound 2: the same from the sum of the row's positive R1 (`positive_sums_below`);
+/// - bound 3: a charge at or above the picture threshold needs the row's largest |R1| at or
+///   above the picture limit, a sample outside the picture range. A pixel that neither has
+///   such a sample nor is next to one is no picture pixel, has no picture neighbour (so is
+///   no boundary pixel of the mask) and is no picture pixel's neighbour (so its boundary
+///   flag counts for no one): it is not in the mask and changes nothing in it. The neighbour
+///   lists are the cleaning's when no pixel is HV-disabled. (The skip range lies inside the
+///   picture range, the skip limit being the one for the smaller floor, so every possible
+///   picture pixel is listed by step 1.)
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+fn sparse<const V: usize>(
+    im: &FusedImage,
+    sc: &mut FusedScratch,
+    image: &mut [f32],
+    peak_time: &mut [f32],
+) -> usize {
+    let np = im.n_pixels;
+    r1_check::<V>(im, sc);
+    let n_entries = im.pedestal.len().min(im.dc_to_pe.len());
+    assert!(im.adc_skip.len() >= n_entries);
+    assert!(im.adc_picture.is_empty() || (im.adc_picture.len() >= n_entries && im.keep.is_empty()));
+    assert!(im.keep.is_empty() || im.keep.len() == np);
+    assert!(image.len() == np && peak_time.len() == np && sc.peak.len() >= np);
+    let neighbours = checked_neighbours(im);
+    let mut sp = std::mem::take(&mut sc.sparse);
+    // 1. bound 1 on every row
+    // (grown only: every entry read below is written first)
+    if sp.listed.len() < np {
+        sp.listed.resize(np, 0);
+    }
+    // SAFETY: `r1_check` passed (every selected gain's rows exist, so g·n_pixels + p <
+    // n_entries ≤ adc_skip.len()); `listed` holds n_pixels entries.
+    let mut n = unsafe { screen_adc(im, im.adc_skip, &mut sp.listed) };
+    image.fill(f32::NAN);
+    peak_time.fill(f32::NAN);
+    let stamp = sp.next_generation(np);
+    // 2. bound 3: the possible picture pixels mark themselves and their neighbours
+    if !im.adc_picture.is_empty() {
+        // (listed first, without a branch per pixel: they come in no predictable order)
+        if sp.rows.len() <= np {
+            sp.rows.resize(np + 1, 0);
+        }
+        let mut n_pic = 0;
+        for &p in &sp.listed[..n] {
+            sp.rows[n_pic] = p;
+            // SAFETY: as `screen_adc`'s rows (p < n_pixels, its gain's entry exists).
+            n_pic += usize::from(unsafe { outside(im, im.adc_picture, p as usize) });
+        }
+        for &p in &sp.rows[..n_pic] {
+            sp.near[p as usize] = stamp;
+            for &j in neighbours(p as usize) {
+                sp.near[j as usize] = stamp;
+            }
+        }
+        let mut k = 0;
+        for i in 0..n {
+            let p = sp.listed[i];
+            sp.listed[k] = p;
+            k += usize::from(sp.near[p as usize] == stamp);
+        }
+        n = k;
+    }
+    // 3. their rows, then bound 2 sixteen at a time (the survivors moved to the front)
+    for &p in &sp.listed[..n] {
+        sp.converted[p as usize] = stamp;
+    }
+    // SAFETY: every listed pixel < n_pixels; `r1_check` passed.
+    unsafe { r1_list::<V>(im, sc, &sp.listed[..n]) };
+    if im.skip_possum_below != [0.0; 2] {
+        let mut kept = 0;
+        for k in (0..n).step_by(16) {
+            let len = (n - k).min(16);
+            let pix = padded(&sp.listed[k..k + len]);
+            let need = u32::MAX >> (32 - len) & !positive_sums_below::<V>(im, sc, &pix);
+            for (i, &p) in pix.iter().enumerate().take(len) {
+                sp.listed[kept] = p as u32;
+                kept += (need >> i & 1) as usize;
+            }
+        }
+        n = kept;
+    }
+    // 4. the neighbours' rows (each listed once: written always, counted when new, no
+    // branch on the marks, which come in no predictable order)
+    let listed = &sp.listed[..n];
+    if sp.rows.len() <= np {
+        sp.rows.resize(np + 1, 0);
+    }
+    let mut n_rows = 0;
+    for &p in listed {
+        for &j in neighbours(p as usize) {
+            let seen = &mut sp.converted[j as usize];
+            let new = *seen != stamp;
+            *seen = stamp;
+            // (n_rows < n_pixels here: at most one entry per pixel, and row j not yet counted)
+            sp.rows[n_rows] = j;
+            n_rows += usize::from(new);
+        }
+    }
+    // SAFETY: every row < n_pixels (neighbour indices, checked by `prepare`); `r1_check`
+    // passed.
+    unsafe { r1_list::<V>(im, sc, &sp.rows[..n_rows]) };
+    // 5. peaks and window sums
+    let ex = Extractor::new(im, 16 * V);
+    let mut fallbacks = 0;
+    for chunk in listed.chunks(16) {
+        let pix = padded(chunk);
+        let need = u32::MAX >> (32 - chunk.len());
+        let contiguous = need == 0xFFFF && pix[15] == pix[0] + 15;
+        fallbacks += block::<V>(
+            im,
+            sc,
+            &ex,
+            &pix,
+            need,
+            contiguous,
+            &neighbours,
+            image,
+            peak_time,
+        );
+    }
+    sc.sparse = sp;
+    fallbacks
+}
+
+/// Up to sixteen pixels as a block: the free lanes repeat the first pixel (their results are
+/// left out by the callers' masks).
+#[inline]
+fn padded(chunk: &[u32]) -> [usize; 16] {
+    assert!((1..=16).contains(&chunk.len()));
+    std::array::from_fn(|i| chunk.get(i).copied().unwrap_or(chunk[0]) as usize)
+}
+
+/// Whether a sample of pixel `p`'s row (its selected gain's) lies outside the pixel's range
+/// in `ranges` (`calib::adc_range` as `[lo, hi]` in both halves of a `u32`): 32 samples per
+/// compare, `(lo ⊖ a) | (a ⊖ hi)` nonzero with saturating subtractions. The lanes past the row
+/// are loaded as `lo`, which is inside a non-empty range and changes nothing for the empty
+/// one (`[65535, 0]`, outside which every value lies).
+///
+/// # Safety
+/// The features of [`available`]; `2 ≤ n_samples ≤ 64`; `p < n_pixels`; with
+/// `g = gain[p]`, `samples` holds `(g·n_pixels + p + 1)·n_samples` values and `ranges` more
+/// than `g·n_pixels + p`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn outside(im: &FusedImage, ranges: &[[u32; 2]], p: usize) -> bool {
+    let (np, ns) = (im.n_pixels, im.n_samples);
+    // SAFETY: p < n_pixels = gain.len() (contract).
+    let i = usize::from(unsafe { *im.gain.get_unchecked(p) }) * np + p;
+    // SAFETY: i < ranges.len() (contract).
+    let [lo, hi] = unsafe { *ranges.get_unchecked(i) };
+    let (lo, hi) = (_mm512_set1_epi32(lo as i32), _mm512_set1_epi32(hi as i32));
+    // SAFETY: (i + 1)·ns ≤ samples.len() (contract).
+    let src = unsafe { im.samples.as_ptr().add(i * ns) };
+    let away = |x: __m512i| _mm512_or_si512(_mm512_subs_epu16(lo, x), _mm512_subs_epu16(x, hi));
+    let t = if ns <= 32 {
+        // SAFETY: the first ns lanes are the row (masked load: the others are not read).
+        let x = unsafe { _mm512_mask_loadu_epi16(lo, u32::MAX >> (32 - ns), src.cast()) };
+        away(x)
+    } else {
+        // SAFETY: 32 samples, then the row's other ns − 32 (≤ 32) lanes (masked load).
+        let (x0, x1) = unsafe {
+            (
+                _mm512_loadu_si512(src.cast()),
+                _mm512_mask_loadu_epi16(lo, u32::MAX >> (64 - ns), src.add(32).cast()),
+            )
+        };
+        _mm512_or_si512(away(x0), away(x1))
+    };
+    _mm512_test_epi16_mask(t, t) != 0
+}
+
+/// Bound 1 on every row: lists in `out` (increasing) the pixels with a sample [`outside`] the
+/// `ranges` (the skip ranges), and those of `keep`, i.e. those `calib::skipped` does not
+/// skip; returns how many.
+///
+/// # Safety
+/// [`outside`]'s for every pixel (which [`r1_check`] and `ranges` holding an entry per
+/// (gain, pixel) make true); `out` holds at least `n_pixels` entries.
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn screen_adc(im: &FusedImage, ranges: &[[u32; 2]], out: &mut [u32]) -> usize {
+    let (np, ns) = (im.n_pixels, im.n_samples);
+    assert!(out.len() >= np && (im.keep.is_empty() || im.keep.len() == np));
+    let (base, len) = (im.samples.as_ptr(), im.samples.len());
+    let mut n = 0;
+    for p in 0..np {
+        // the samples 2 kB ahead into L1, as `r1_range`
+        // SAFETY: p < n_pixels = gain.len() (`r1_check`).
+        let g = usize::from(unsafe { *im.gain.get_unchecked(p) });
+        let ahead = (g * np + p) * ns + 1024;
+        if ahead + 64 < len {
+            // SAFETY: in bounds (checked just above); a prefetch has no other effect.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(ahead).cast()) };
+        }
+        // SAFETY: the contract.
+        let away = unsafe { outside(im, ranges, p) };
+        let keep = im.keep.get(p).copied().unwrap_or(false);
+        // SAFETY: n ≤ p < n_pixels ≤ out.len() (asserted above). Written always, counted
+        // when kept (no branch: the kept pixels come in no predictable order).
+        unsafe { *out.get_unchecked_mut(n) = p as u32 };
+        n += usize::from(away | keep);
+    }
+    n
+}
+
+/// R1 rows (with their largest |R1|) of the pixels `rows`, two at a time.
+///
+/// # Safety
+/// The features of [`available`]; every entry of `rows` < `n_pixels`; [`r1_check`] passed for
+/// `im`, `sc` and `V`.
+#[inline(never)] // a symbol of its own in profiles
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn r1_list<const V: usize>(im: &FusedImage, sc: &mut FusedScratch, rows: &[u32]) {
+    let mut pairs = rows.chunks_exact(2);
+    for pair in &mut pairs {
+        let (p, q) = (pair[0] as usize, pair[1] as usize);
+        assert!(p < im.n_pixels && q < im.n_pixels);
+        // SAFETY: p, q < n_pixels and the lengths checked by `r1_check` (contract).
+        unsafe { r1_row::<V, 2>(im, sc, [p, q]) };
+    }
+    for &p in pairs.remainder() {
+        assert!((p as usize) < im.n_pixels);
+        // SAFETY: as above.
+        unsafe { r1_row::<V, 1>(im, sc, [p as usize]) };
+    }
 }
 
 /// Peaks and window sums of the pixels `pix` of `need` (bit i for `pix[i]`; `contiguous`:
@@ -362,44 +546,30 @@ fn block<'a, const V: usize>(
     fallbacks
 }
 
-/// [`block`] for fewer than sixteen pending pixels (`pend`, 1..=16 of them; the free lanes
-/// repeat the first pixel and are left out).
-#[inline(never)] // once per image or when the ring moves on
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn flush<'a, const V: usize>(
-    im: &FusedImage,
-    sc: &mut FusedScratch,
-    ex: &Extractor,
-    pend: &[usize],
-    neighbours: &impl Fn(usize) -> &'a [u32],
-    image: &mut [f32],
-    peak_time: &mut [f32],
-) -> usize {
-    assert!((1..=16).contains(&pend.len()));
-    let pix: [usize; 16] = std::array::from_fn(|i| pend.get(i).copied().unwrap_or(pend[0]));
-    let need = u32::MAX >> (32 - pend.len());
-    block::<V>(im, sc, ex, &pix, need, false, neighbours, image, peak_time)
-}
-
-/// The pixels of `p0..p0 + 16` (bit i for pixel p0 + i) whose charge is certainly below the
-/// caller's floor by the sum P of their positive R1 samples: any window's float64 sum is at
-/// most P (the samples it leaves out or that are negative only lower it), so the stored
-/// charge is at most P·corr·(1 + 2^−15) (P, at most 64 non-negative terms summed in float32
-/// here in any order, is within a relative γ_63 = 63u/(1 − 63u), u = 2^−24, of the exact sum:
-/// Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §4.2, eq. 4.4; the float64
-/// sum, the float32 and float64 roundings of the charge add less than 2^−22);
-/// `skip_possum_below` = floor / (corr·(1 + 2^−12)) rounded to float32
-/// keeps that below the floor. Never a pixel of `keep`; a NaN sample counts as 0 (its window
-/// sum is NaN, which no threshold selects). The rows of the sixteen hold R1.
+/// The pixels of `pix` (bit i for `pix[i]`) whose charge is certainly below the caller's
+/// floor by the sum P of their positive R1 samples: any window's float64 sum is at most P
+/// (the samples it leaves out or that are negative only lower it), so the stored charge is
+/// at most P·corr·(1 + 2^−15) (P, at most 64 non-negative terms summed in float32 here in
+/// any order, is within a relative γ_63 = 63u/(1 − 63u), u = 2^−24, of the exact sum:
+/// Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §4.2, eq. 4.4; the
+/// float64 sum, the float32 and float64 roundings of the charge add less than 2^−22);
+/// `skip_possum_below` = floor / (corr·(1 + 2^−12)) rounded to float32 keeps that below the
+/// floor. Never a pixel of `keep`; a NaN sample counts as 0 (its window sum is NaN, which no
+/// threshold selects). The rows of the sixteen hold R1.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn positive_sums_below<const V: usize>(im: &FusedImage, sc: &FusedScratch, p0: usize) -> u32 {
+fn positive_sums_below<const V: usize>(
+    im: &FusedImage,
+    sc: &FusedScratch,
+    pix: &[usize; 16],
+) -> u32 {
     let np = im.n_pixels;
-    assert!(p0 + 16 <= np && sc.wave.len() >= np * 16 * V && im.gain.len() >= np);
+    assert!(pix.iter().all(|&p| p < np));
+    assert!(sc.wave.len() >= np * 16 * V && im.gain.len() >= np);
     let last = last_mask::<V>(im.n_samples);
     let zero = _mm512_setzero_ps();
     let rows: [__m512; 16] = std::array::from_fn(|i| {
-        let r = sc.row_start(p0 + i, 16 * V);
+        let r = sc.row_start(pix[i], 16 * V);
         let mut acc = zero;
         for q in 0..V {
             // SAFETY: 16 floats of the row (r + 16·V ≤ wave.len(), asserted above).
@@ -415,8 +585,9 @@ fn positive_sums_below<const V: usize>(im: &FusedImage, sc: &FusedScratch, p0: u
         acc
     });
     let sums = hreduce16(&rows, |a, b| _mm512_add_ps(a, b));
-    // SAFETY: 16 gains from p0 (asserted above).
-    let g = unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(im.gain.as_ptr().add(p0).cast())) };
+    let gains = pix.map(|p| im.gain[p]);
+    // SAFETY: 16 bytes.
+    let g = unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(gains.as_ptr().cast())) };
     let [l0, l1] = im.skip_possum_below;
     let lim = _mm512_mask_blend_ps(
         _mm512_test_epi32_mask(g, _mm512_set1_epi32(1)),
@@ -427,78 +598,9 @@ fn positive_sums_below<const V: usize>(im: &FusedImage, sc: &FusedScratch, p0: u
     let keep = if im.keep.is_empty() {
         0
     } else {
-        (0..16).fold(0u32, |k, i| k | u32::from(im.keep[p0 + i]) << i)
+        (0..16).fold(0u32, |k, i| k | u32::from(im.keep[pix[i]]) << i)
     };
     below & !keep
-}
-
-/// Of the pixels of `need` (bit i for pixel p0 + i), those whose largest |R1| and every
-/// neighbour's are below the picture limit (`picture_below`): their charges, and those of
-/// their neighbours, are certainly below the picture threshold, so such a pixel is no picture
-/// pixel, has no picture neighbour (so is no boundary pixel of the mask), and is no picture
-/// pixel's neighbour (so its boundary flag matters to no one): it is not in the mask and
-/// changes nothing in it. The neighbours' rows hold R1 (converted before the block). Only for
-/// a camera without HV-disabled pixels (the caller's `keep` empty), whose neighbour lists are
-/// the cleaning's.
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-fn no_picture_near<'a>(
-    im: &FusedImage,
-    sc: &FusedScratch,
-    p0: usize,
-    need: u32,
-    neighbours: &impl Fn(usize) -> &'a [u32],
-) -> u32 {
-    assert!(im.keep.is_empty() && p0 + 16 <= im.n_pixels);
-    let below = |p: usize| sc.maxabs[p] < im.picture_below[usize::from(im.gain[p] & 1)];
-    let mut out = 0;
-    let mut bits = need;
-    while bits != 0 {
-        let i = bits.trailing_zeros() as usize;
-        bits &= bits - 1;
-        let p = p0 + i;
-        if below(p) && neighbours(p).iter().all(|&j| below(j as usize)) {
-            out |= 1 << i;
-        }
-    }
-    out
-}
-
-/// The pixels of `p0..p0 + 16` to integrate (bit i for pixel p0 + i): those that
-/// `calib::skipped` keeps, from their largest |R1| (`sc.maxabs`), selected gain and `keep`
-/// flag, in one compare.
-///
-/// # Safety
-/// The features of [`available`]; `p0 + 16 ≤ n_pixels`; [`r1_check`] passed (so `gain` and
-/// `maxabs` hold `n_pixels` values); `keep` empty or of `n_pixels` flags.
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-unsafe fn to_integrate(im: &FusedImage, sc: &FusedScratch, p0: usize) -> u32 {
-    // SAFETY: 16 values each from p0 (contract).
-    let (m, g) = unsafe {
-        (
-            _mm512_loadu_ps(sc.maxabs.as_ptr().add(p0)),
-            _mm512_cvtepu8_epi32(_mm_loadu_si128(im.gain.as_ptr().add(p0).cast())),
-        )
-    };
-    // lim[g & 1], as `calib::skipped`
-    let one = _mm512_set1_epi32(1);
-    let [l0, l1] = im.skip_below;
-    let lim = _mm512_mask_blend_ps(
-        _mm512_test_epi32_mask(g, one),
-        _mm512_set1_ps(l0),
-        _mm512_set1_ps(l1),
-    );
-    // maxabs < limit (false for NaN)
-    let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, lim);
-    let keep = if im.keep.is_empty() {
-        0
-    } else {
-        // SAFETY: 16 flags from p0 (contract); a bool is one byte, 0 or 1.
-        let k = unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(im.keep.as_ptr().add(p0).cast())) };
-        _mm512_test_epi32_mask(k, one)
-    };
-    u32::from(!below | keep)
 }
 
 /// The valid lanes (the first `ns − 16·(V − 1)`, 1..=16) of a row's last vector.
@@ -579,6 +681,61 @@ fn reduce_halves(a: __m512, b: __m512, op: impl Fn(__m512, __m512) -> __m512) ->
     op(z, _mm512_permute_ps::<0b1011_0001>(z))
 }
 
+/// The R1 vectors of pixel `p`'s row: (ADC − pedestal) · dc_to_pe in float32 for its
+/// selected gain, 16 samples per vector; the last vector's lanes past the row take sample 0's
+/// value (masked load: those addresses are not read), so they hold sample 0's R1.
+///
+/// # Safety
+/// The features of [`available`]; `16·(V − 1) < n_samples ≤ 16·V`; `p < n_pixels`; with
+/// `g = gain[p]`, `g·n_pixels + p` indexes `pedestal` and `dc_to_pe`, and `samples` holds
+/// `(g·n_pixels + p + 1)·n_samples` values.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn r1_vectors<const V: usize>(im: &FusedImage, p: usize) -> [__m512; V] {
+    let (np, ns) = (im.n_pixels, im.n_samples);
+    // SAFETY: p < n_pixels = gain.len() (contract).
+    let i = usize::from(unsafe { *im.gain.get_unchecked(p) }) * np + p;
+    // SAFETY: i < pedestal.len(), dc_to_pe.len() (contract).
+    let (ped, k) = unsafe {
+        (
+            _mm512_set1_ps(*im.pedestal.get_unchecked(i)),
+            _mm512_set1_ps(*im.dc_to_pe.get_unchecked(i)),
+        )
+    };
+    // SAFETY: (i + 1)·ns ≤ samples.len() (contract).
+    let src = unsafe { im.samples.as_ptr().add(i * ns) };
+    // SAFETY: ns ≥ 1 samples at src.
+    let first = _mm256_set1_epi16(unsafe { *src } as i16);
+    std::array::from_fn(|q| {
+        // SAFETY: full vectors q < V − 1 lie within the row (16·(q + 1) < ns); the last
+        // one reads only its first ns − 16·(V − 1) lanes.
+        let x = unsafe {
+            if q + 1 < V {
+                _mm256_loadu_si256(src.add(16 * q).cast())
+            } else {
+                _mm256_mask_loadu_epi16(first, last_mask::<V>(ns), src.add(16 * q).cast())
+            }
+        };
+        _mm512_mul_ps(
+            _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(x)), ped),
+            k,
+        )
+    })
+}
+
+/// The larger magnitude, sign cleared, of each lane over a row's R1 vectors (`abs_max`, as a
+/// tree).
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn row_abs_max<const V: usize>(rs: &[__m512; V]) -> __m512 {
+    match V {
+        1 => abs_max(rs[0], rs[0]),
+        2 => abs_max(rs[0], rs[1]),
+        3 => abs_max(abs_max(rs[0], rs[1]), rs[2]),
+        _ => abs_max(abs_max(rs[0], rs[1]), abs_max(rs[2], rs[3])),
+    }
+}
+
 /// R1 = (ADC − pedestal) · dc_to_pe in float32 for the selected gain of each pixel `p` of
 /// `pix` (`G` ≤ 2 rows, their reductions shared), with the row's largest |value| taken from
 /// the R1 vectors themselves with `vrangeps` (largest magnitude, sign cleared). When every
@@ -605,56 +762,21 @@ unsafe fn r1_row<const V: usize, const G: usize>(
     sc: &mut FusedScratch,
     pix: [usize; G],
 ) {
-    let np = im.n_pixels;
-    let ns = im.n_samples;
     let stride = 16 * V;
     // the largest |R1| of each row, lane-wise
     let mut lanes = [_mm512_setzero_ps(); 2];
     for g in 0..G {
         let p = pix[g];
-        // SAFETY: p < n_pixels = gain.len() (contract).
-        let i = usize::from(unsafe { *im.gain.get_unchecked(p) }) * np + p;
-        // SAFETY: i < pedestal.len(), dc_to_pe.len() (contract).
-        let (ped, k) = unsafe {
-            (
-                _mm512_set1_ps(*im.pedestal.get_unchecked(i)),
-                _mm512_set1_ps(*im.dc_to_pe.get_unchecked(i)),
-            )
-        };
-        // SAFETY: (i + 1)·ns ≤ samples.len() (contract).
-        let src = unsafe { im.samples.as_ptr().add(i * ns) };
+        // SAFETY: p < n_pixels and the lengths of the contract.
+        let rs = unsafe { r1_vectors::<V>(im, p) };
         let start = sc.row_start(p, stride);
         // SAFETY: start + stride ≤ (p + 1)·stride ≤ wave.len() (contract).
         let dst = unsafe { sc.wave.as_mut_ptr().add(start) };
-        // SAFETY: ns ≥ 1 samples at src.
-        let first = _mm256_set1_epi16(unsafe { *src } as i16);
-        let mut rs = [_mm512_setzero_ps(); V];
-        for (q, rq) in rs.iter_mut().enumerate() {
-            // the last vector's lanes past the row take sample 0's value (masked load: those
-            // addresses are not read), so they hold sample 0's R1
-            // SAFETY: full vectors q < V − 1 lie within the row (16·(q + 1) < ns); the last
-            // one reads only its first ns − 16·(V − 1) lanes.
-            let x = unsafe {
-                if q + 1 < V {
-                    _mm256_loadu_si256(src.add(16 * q).cast())
-                } else {
-                    _mm256_mask_loadu_epi16(first, last_mask::<V>(ns), src.add(16 * q).cast())
-                }
-            };
-            *rq = _mm512_mul_ps(
-                _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(x)), ped),
-                k,
-            );
+        for (q, rq) in rs.iter().enumerate() {
             // SAFETY: 16 floats at dst + 16·q within the row (contract).
             unsafe { _mm512_storeu_ps(dst.add(16 * q), *rq) };
         }
-        // the larger magnitude, sign cleared, as a tree over the vectors
-        lanes[g] = match V {
-            1 => abs_max(rs[0], rs[0]),
-            2 => abs_max(rs[0], rs[1]),
-            3 => abs_max(abs_max(rs[0], rs[1]), rs[2]),
-            _ => abs_max(abs_max(rs[0], rs[1]), abs_max(rs[2], rs[3])),
-        };
+        lanes[g] = row_abs_max::<V>(&rs);
     }
     if G == 1 {
         lanes[1] = lanes[0];
@@ -1509,10 +1631,10 @@ mod tests {
                 shift: 3,
                 rate: 1.0,
                 correction: &[1.0],
-                skip_below: [0.0; 2],
+                adc_skip: &[],
                 skip_possum_below: [0.0; 2],
                 keep: &[],
-                picture_below: [0.0; 2],
+                adc_picture: &[],
             };
             let (mut q, mut t) = (vec![0f32; np], vec![0f32; np]);
             // SAFETY: the features checked above (AVX-512 implies AVX2); 2 ≤ ns ≤ 64,
