@@ -48,6 +48,14 @@ fn threshold_flags(v: f32, tc: &Tailcuts) -> u8 {
     u8::from(v >= tc.picture) | (u8::from(v >= tc.boundary) << 1)
 }
 
+/// The smallest float32 `t` with `f64::from(t) >= x` (NaN for NaN): for every float32 `v`,
+/// `v >= t` is then `f64::from(v) >= x` (float32 values are float64 values, ordered alike;
+/// NaN compares false either way).
+fn at_least(x: f64) -> f32 {
+    let t = x as f32;
+    if f64::from(t) < x { t.next_up() } else { t }
+}
+
 /// Whether pixel `p` is a picture pixel that meets the neighbour requirement (at least
 /// `min_picture_neighbors` picture neighbours, unless isolated pixels are kept): bit 2.
 #[inline]
@@ -107,7 +115,14 @@ pub fn tailcuts_clean_listed(
     // bit 0: picture, bit 1: boundary, bit 2: picture after the neighbour requirement
     let flags = &mut scratch.flags;
     flags.clear();
-    flags.extend(image.iter().map(|&v| threshold_flags(v, tc)));
+    // the float64 compares as float32 ones (exact, `at_least`): 4 lanes per SSE2 compare
+    // instead of 2
+    let (pic, bnd) = (at_least(tc.picture), at_least(tc.boundary));
+    flags.extend(
+        image
+            .iter()
+            .map(|&v| u8::from(v >= pic) | (u8::from(v >= bnd) << 1)),
+    );
     // the pixels with a flag, ascending
     let cand = &mut scratch.candidates;
     cand.clear();
@@ -153,6 +168,28 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    /// `at_least` turns a float64 threshold into the float32 one with the same compares, next
+    /// to it, at ±0, at the ends of the float32 range, for ±∞ and NaN.
+    #[test]
+    fn float32_thresholds_compare_as_float64() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut xs: Vec<f64> = vec![0.0, -0.0, 5.0, 0.1, 1e-40, f64::from(f32::MAX), 1e39, -1e39];
+        xs.extend([f64::INFINITY, f64::NEG_INFINITY, f64::NAN]);
+        xs.extend((0..2000).map(|_| rng.random_range(-100.0..100.0f64)));
+        for x in xs {
+            let t = at_least(x);
+            let near = (t.is_finite())
+                .then(|| [t.next_down().next_down(), t.next_down(), t, t.next_up()])
+                .unwrap_or([t; 4]);
+            for v in near
+                .into_iter()
+                .chain([0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY])
+            {
+                assert_eq!(v >= t, f64::from(v) >= x, "{x} {v}");
+            }
+        }
+    }
+
     /// `tailcuts_clean_listed` against `tailcuts_clean` (identical masks; the list is the
     /// mask's set pixels in order) on random images of a 127-pixel hexagonal camera (a
     /// length that is not a multiple of 8): sparse and dense images, thresholds with the
@@ -175,6 +212,9 @@ mod tests {
                     0 => f32::NAN,
                     1 => f32::INFINITY,
                     2 => f32::NEG_INFINITY,
+                    // the float32 values next to the thresholds
+                    3 => [5.0f32, 8.0, 10.0, 12.0][rng.random_range(0..4)].next_down(),
+                    4 => [5.0f32, 8.0, 10.0, 12.0][rng.random_range(0..4)],
                     _ if rng.random_bool(bright) => rng.random_range(0.0f32..30.0),
                     _ => rng.random_range(-2.0f32..4.0),
                 })
