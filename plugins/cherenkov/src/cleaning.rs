@@ -178,9 +178,11 @@ mod tests {
         xs.extend((0..2000).map(|_| rng.random_range(-100.0..100.0f64)));
         for x in xs {
             let t = at_least(x);
-            let near = (t.is_finite())
-                .then(|| [t.next_down().next_down(), t.next_down(), t, t.next_up()])
-                .unwrap_or([t; 4]);
+            let near = if t.is_finite() {
+                [t.next_down().next_down(), t.next_down(), t, t.next_up()]
+            } else {
+                [t; 4]
+            };
             for v in near
                 .into_iter()
                 .chain([0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY])
