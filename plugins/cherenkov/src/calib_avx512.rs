@@ -328,8 +328,9 @@ fn sparse<const V: usize>(
         let mut n_pic = 0;
         for &p in &sp.listed[..n] {
             sp.rows[n_pic] = p;
+            let i = usize::from(im.gain[p as usize]) * np + p as usize;
             // SAFETY: as `screen_adc`'s rows (p < n_pixels, its gain's entry exists).
-            n_pic += usize::from(unsafe { outside(im, im.adc_picture, p as usize) });
+            n_pic += usize::from(unsafe { outside(im, im.adc_picture, i) });
         }
         for &p in &sp.rows[..n_pic] {
             sp.near[p as usize] = stamp;
@@ -415,22 +416,19 @@ fn padded(chunk: &[u32]) -> [usize; 16] {
     std::array::from_fn(|i| chunk.get(i).copied().unwrap_or(chunk[0]) as usize)
 }
 
-/// Whether a sample of pixel `p`'s row (its selected gain's) lies outside the pixel's range
-/// in `ranges` (`calib::adc_range` as `[lo, hi]` in both halves of a `u32`): 32 samples per
-/// compare, `(lo ⊖ a) | (a ⊖ hi)` nonzero with saturating subtractions. The lanes past the row
-/// are loaded as `lo`, which is inside a non-empty range and changes nothing for the empty
-/// one (`[65535, 0]`, outside which every value lies).
+/// Whether a sample of row `i` (`g·n_pixels + p`: pixel `p`'s for its selected gain `g`) lies
+/// outside its range in `ranges` (`calib::adc_range` as `[lo, hi]` in both halves of a
+/// `u32`): 32 samples per compare, `(lo ⊖ a) | (a ⊖ hi)` nonzero with saturating
+/// subtractions. The lanes past the row are loaded as `lo`, which is inside a non-empty range
+/// and changes nothing for the empty one (`[65535, 0]`, outside which every value lies).
 ///
 /// # Safety
-/// The features of [`available`]; `2 ≤ n_samples ≤ 64`; `p < n_pixels`; with
-/// `g = gain[p]`, `samples` holds `(g·n_pixels + p + 1)·n_samples` values and `ranges` more
-/// than `g·n_pixels + p`.
+/// The features of [`available`]; `2 ≤ n_samples ≤ 64`; `samples` holds
+/// `(i + 1)·n_samples` values and `ranges` more than `i`.
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
-unsafe fn outside(im: &FusedImage, ranges: &[[u32; 2]], p: usize) -> bool {
-    let (np, ns) = (im.n_pixels, im.n_samples);
-    // SAFETY: p < n_pixels = gain.len() (contract).
-    let i = usize::from(unsafe { *im.gain.get_unchecked(p) }) * np + p;
+unsafe fn outside(im: &FusedImage, ranges: &[[u32; 2]], i: usize) -> bool {
+    let ns = im.n_samples;
     // SAFETY: i < ranges.len() (contract).
     let [lo, hi] = unsafe { *ranges.get_unchecked(i) };
     let (lo, hi) = (_mm512_set1_epi32(lo as i32), _mm512_set1_epi32(hi as i32));
@@ -464,6 +462,31 @@ unsafe fn outside(im: &FusedImage, ranges: &[[u32; 2]], p: usize) -> bool {
 #[inline(never)] // a symbol of its own in profiles
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 unsafe fn screen_adc(im: &FusedImage, ranges: &[[u32; 2]], out: &mut [u32]) -> usize {
+    // one gain (the pedestals of one) and no pixel to keep: the loop without the gain and
+    // keep lookups (measured below, BENCHMARKS.md session 10)
+    let plain = im.pedestal.len() < 2 * im.n_pixels && im.keep.is_empty();
+    // SAFETY: the contract; `plain` only when every selected gain is 0 (`r1_check` asserts
+    // pedestals for every selected gain) and `keep` is empty.
+    unsafe {
+        if plain {
+            screen_loop::<true>(im, ranges, out)
+        } else {
+            screen_loop::<false>(im, ranges, out)
+        }
+    }
+}
+
+/// [`screen_adc`]'s loop; `PLAIN`: every selected gain is 0 and `keep` is empty.
+///
+/// # Safety
+/// [`screen_adc`]'s, and `PLAIN` only as said.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
+unsafe fn screen_loop<const PLAIN: bool>(
+    im: &FusedImage,
+    ranges: &[[u32; 2]],
+    out: &mut [u32],
+) -> usize {
     let (np, ns) = (im.n_pixels, im.n_samples);
     assert!(out.len() >= np && (im.keep.is_empty() || im.keep.len() == np));
     let (base, len) = (im.samples.as_ptr(), im.samples.len());
@@ -471,15 +494,19 @@ unsafe fn screen_adc(im: &FusedImage, ranges: &[[u32; 2]], out: &mut [u32]) -> u
     for p in 0..np {
         // the samples 2 kB ahead into L1, as `r1_range`
         // SAFETY: p < n_pixels = gain.len() (`r1_check`).
-        let g = usize::from(unsafe { *im.gain.get_unchecked(p) });
+        let g = if PLAIN {
+            0
+        } else {
+            usize::from(unsafe { *im.gain.get_unchecked(p) })
+        };
         let ahead = (g * np + p) * ns + 1024;
         if ahead + 64 < len {
             // SAFETY: in bounds (checked just above); a prefetch has no other effect.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(ahead).cast()) };
         }
         // SAFETY: the contract.
-        let away = unsafe { outside(im, ranges, p) };
-        let keep = im.keep.get(p).copied().unwrap_or(false);
+        let away = unsafe { outside(im, ranges, g * np + p) };
+        let keep = !PLAIN && im.keep.get(p).copied().unwrap_or(false);
         // SAFETY: n ≤ p < n_pixels ≤ out.len() (asserted above). Written always, counted
         // when kept (no branch: the kept pixels come in no predictable order).
         unsafe { *out.get_unchecked_mut(n) = p as u32 };
