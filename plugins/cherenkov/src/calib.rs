@@ -88,6 +88,11 @@ pub struct TelReadout {
 }
 
 impl TelReadout {
+    /// The integration correction of gain `g` (1 for a gain the readout has none for).
+    pub fn gain_correction(&self, g: usize) -> f64 {
+        self.correction.get(g).copied().unwrap_or(1.0)
+    }
+
     /// Build from the telescope description, extractor settings and gain threshold \[ADC\].
     pub fn new(desc: &TelescopeDescription, ex: &ExtractorSettings, gain_threshold: f32) -> Self {
         let ps = &desc.pixel_settings;
@@ -409,17 +414,24 @@ pub fn skip_limit(width: usize, corr: f64, floor: f64) -> f32 {
     if below(f32::MAX) {
         return f32::INFINITY;
     }
-    // below(lo) holds, below(hi) does not
-    let (mut lo, mut hi) = (0u32, f32::MAX.to_bits());
-    while hi - lo > 1 {
+    // below(0) holds, below(f32::MAX) does not
+    f32::from_bits(first_true(0, f32::MAX.to_bits(), |b| {
+        !below(f32::from_bits(b))
+    }))
+}
+
+/// The first `x` in `lo..=hi` for which `pred` holds, `pred` being false then true over the
+/// range (bisection); `hi` when it holds nowhere before.
+fn first_true(mut lo: u32, mut hi: u32, pred: impl Fn(u32) -> bool) -> u32 {
+    while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if below(f32::from_bits(mid)) {
-            lo = mid;
-        } else {
+        if pred(mid) {
             hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
-    f32::from_bits(hi)
+    lo
 }
 
 /// The float32 bound on the sum P of a row's positive R1 below which the charge is certainly
@@ -461,9 +473,21 @@ fn skip_limits(
     if gains.iter().fold(0u8, |m, &g| m.max(g)) > 1 {
         return None;
     }
+    let lim = cached_skip_limits(ro, ns, floor, cache);
+    (lim != [0.0, 0.0]).then_some(lim)
+}
+
+/// [`skip_limit`] for both gains of the readout's window and corrections and `floor`, from
+/// `cache` (keyed by width, correction and floor as bits) or computed into it.
+fn cached_skip_limits(
+    ro: &TelReadout,
+    ns: usize,
+    floor: f64,
+    cache: &mut Vec<((usize, u64, u64), f32)>,
+) -> [f32; 2] {
     let width = ro.extractor.window_width.min(ns);
-    let mut limit = |g: usize| {
-        let corr = ro.correction.get(g).copied().unwrap_or(1.0);
+    [0, 1].map(|g| {
+        let corr = ro.gain_correction(g);
         let key = (width, corr.to_bits(), floor.to_bits());
         match cache.iter().find(|c| c.0 == key) {
             Some(c) => c.1,
@@ -477,9 +501,7 @@ fn skip_limits(
                 l
             }
         }
-    };
-    let lim = [limit(0), limit(1)];
-    (lim != [0.0, 0.0]).then_some(lim)
+    })
 }
 
 /// Whether pixel `p` (largest |R1| `maxabs`, selected gain `g`) is skipped under the limits
@@ -506,20 +528,8 @@ pub fn adc_range(ped: f32, dc: f32, limit: f32) -> Option<(u16, u16)> {
         return None;
     }
     let r1 = |a: u32| (a as f32 - ped) * dc;
-    // the first ADC value in 0..=65536 for which `pred` holds (65536: none), for a `pred`
-    // false then true
-    let first = |pred: &dyn Fn(u32) -> bool| {
-        let (mut lo, mut hi) = (0u32, 65536u32);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if pred(mid) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        lo
-    };
+    // the first ADC value in 0..=65536 for which `pred` holds (65536: none)
+    let first = |pred: &dyn Fn(u32) -> bool| first_true(0, 65536, pred);
     let above = |a: u32| r1(a) > -limit;
     let below = |a: u32| r1(a) < limit;
     // [lo, end): the run that rises into the interval, the one that falls out of it
@@ -791,12 +801,10 @@ fn calibrate_impl<const K: u8>(
         let (mut adc_skip, mut adc_picture): (&[[u32; 2]], &[[u32; 2]]) = (&[], &[]);
         let mut possum = [0.0; 2];
         if let (Some(lim), Some(f), true) = (lim, floor, K == AVX512) {
-            let corr = |g: usize| ro.correction.get(g).copied().unwrap_or(1.0);
-            possum = [0, 1].map(|g| possum_limit(corr(g), f));
+            possum = [0, 1].map(|g| possum_limit(ro.gain_correction(g), f));
             let picture = match cleaning {
                 Some(t) if scratch.keep.is_empty() => {
-                    let width = ex.window_width.min(ns);
-                    [0, 1].map(|g| skip_limit(width, corr(g), t.picture))
+                    cached_skip_limits(ro, ns, t.picture, &mut scratch.limits)
                 }
                 _ => [0.0; 2],
             };
@@ -941,7 +949,7 @@ fn calibrate_impl<const K: u8>(
         let (q, t) = extract_around_peak(&wave[p * ns..(p + 1) * ns], peak[p], shift, width, rate);
         let g = out.selected_gain[p] as usize;
         // _apply_correction: (charge · correction[gain]).astype(float32)
-        let corr = ro.correction.get(g).copied().unwrap_or(1.0);
+        let corr = ro.gain_correction(g);
         out.image[p] = (f64::from(q) * corr) as f32;
         // remaining peak-time shift from LaserCalibration tm_calib (float32 subtraction)
         out.peak_time[p] = t - cal.time_shift[g * np + p];

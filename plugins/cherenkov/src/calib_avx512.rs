@@ -309,9 +309,13 @@ fn sparse<const V: usize>(
     let neighbours = checked_neighbours(im);
     let mut sp = std::mem::take(&mut sc.sparse);
     // 1. bound 1 on every row
-    // (grown only: every entry read below is written first)
+    // (grown only: every entry read below is written first; `rows` holds at most one entry
+    // per pixel, and one written past the last counted)
     if sp.listed.len() < np {
         sp.listed.resize(np, 0);
+    }
+    if sp.rows.len() <= np {
+        sp.rows.resize(np + 1, 0);
     }
     // SAFETY: `r1_check` passed (every selected gain's rows exist, so g·n_pixels + p <
     // n_entries ≤ adc_skip.len()); `listed` holds n_pixels entries.
@@ -322,9 +326,6 @@ fn sparse<const V: usize>(
     // 2. bound 3: the possible picture pixels mark themselves and their neighbours
     if !im.adc_picture.is_empty() {
         // (listed first, without a branch per pixel: they come in no predictable order)
-        if sp.rows.len() <= np {
-            sp.rows.resize(np + 1, 0);
-        }
         let mut n_pic = 0;
         for &p in &sp.listed[..n] {
             sp.rows[n_pic] = p;
@@ -368,9 +369,6 @@ fn sparse<const V: usize>(
     // 4. the neighbours' rows (each listed once: written always, counted when new, no
     // branch on the marks, which come in no predictable order)
     let listed = &sp.listed[..n];
-    if sp.rows.len() <= np {
-        sp.rows.resize(np + 1, 0);
-    }
     let mut n_rows = 0;
     for &p in listed {
         for &j in neighbours(p as usize) {
@@ -463,7 +461,8 @@ unsafe fn outside(im: &FusedImage, ranges: &[[u32; 2]], i: usize) -> bool {
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,bmi1,popcnt")]
 unsafe fn screen_adc(im: &FusedImage, ranges: &[[u32; 2]], out: &mut [u32]) -> usize {
     // one gain (the pedestals of one) and no pixel to keep: the loop without the gain and
-    // keep lookups (measured below, BENCHMARKS.md session 10)
+    // keep lookups (measured on gamma_test, three alternated `bench_split` runs: SCTCam
+    // 55.8-60.7 µs per image against 55.3-68.8 with them, LSTCam and CHEC within the noise)
     let plain = im.pedestal.len() < 2 * im.n_pixels && im.keep.is_empty();
     // SAFETY: the contract; `plain` only when every selected gain is 0 (`r1_check` asserts
     // pedestals for every selected gain) and `keep` is empty.

@@ -380,9 +380,7 @@ impl Chain<'_> {
             stereo,
         })
     }
-}
 
-impl Chain<'_> {
     /// Calibrate every pixel of a display image kept as raw data (see [`DisplayImage::raw`]).
     pub fn complete_display(&self, d: &mut DisplayImage) {
         let Some(te) = d.raw.take() else { return };

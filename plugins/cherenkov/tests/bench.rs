@@ -98,7 +98,7 @@ fn bench_numbers() {
         // the other waits) then come once per 8 passes.
         // BENCH_ALL_PIXELS=1: every pixel integrated (`calibration.skip_pixels_below_cleaning`
         // off), as a run that writes DL1 images does
-        let all_pixels = std::env::var("BENCH_ALL_PIXELS").is_ok_and(|v| v == "1");
+        let all_pixels = env_switch("BENCH_ALL_PIXELS");
         for stereo in [false, true] {
             let mut cfg = cfg.clone();
             cfg.stereo.enabled = stereo;
@@ -144,6 +144,16 @@ fn bench_numbers() {
     }
 }
 
+/// The number an environment variable of the hand-run benches holds, if it holds one.
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
+/// Whether an environment switch of the hand-run benches is set (`=1`).
+fn env_switch(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
 /// On-CPU time of the calling thread [s] (Linux `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, ns
 /// resolution; 0 elsewhere), so that the figures below are not inflated by other processes on
 /// a loaded machine.
@@ -179,10 +189,7 @@ fn thread_cpu_seconds() -> f64 {
 #[ignore]
 fn bench_screen() {
     use caliper_cherenkov::calib::{CalibKernel, CalibScratch, Dl1Image, calibrate_screened_with};
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let reps: usize = env_number("BENCH_REPS").unwrap_or(20);
     for (f, fl) in SHARED_FILES {
         let Some(p) = shared_data(f) else { return };
         let (r, events) = read_events(&p);
@@ -242,11 +249,9 @@ fn bench_split() {
     // BENCH_FILE=<sim_telarray file> to use a real file instead of the toy, BENCH_EVENTS=<n>
     // to keep its first n events, BENCH_REPS=<n> passes (default 5), BENCH_SCREEN=1 to leave
     // out the pixels below the cleaning thresholds as the chain does (`calibrate_screened_with`)
-    let screen = std::env::var("BENCH_SCREEN").is_ok_and(|v| v == "1");
+    let screen = env_switch("BENCH_SCREEN");
     // BENCH_PIXELS=<n>: only the cameras with n pixels
-    let only: Option<usize> = std::env::var("BENCH_PIXELS")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let only: Option<usize> = env_number("BENCH_PIXELS");
     let path = match std::env::var("BENCH_FILE") {
         Ok(f) => std::path::PathBuf::from(f),
         Err(_) => {
@@ -256,10 +261,7 @@ fn bench_split() {
         }
     };
     let (r, mut events) = read_events(&path);
-    if let Some(k) = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(k) = env_number("BENCH_EVENTS") {
         events.truncate(k);
     }
     let (cfg, sub) = subarray(&r, FocalLengthChoice::Equivalent);
@@ -271,10 +273,7 @@ fn bench_split() {
     );
     let q = cfg.image_quality();
     let (mut tc, mut tp, mut n) = (0.0, 0.0, 0);
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let reps: usize = env_number("BENCH_REPS").unwrap_or(5);
     let mut per_camera = std::collections::BTreeMap::new();
     let cpu0 = thread_cpu_seconds();
     let wall0 = std::time::Instant::now();
@@ -395,10 +394,7 @@ fn bench_peak_search() {
 #[ignore]
 fn bench_calib_cameras() {
     use caliper_cherenkov::calib::{CalibKernel, CalibScratch, Dl1Image, calibrate_with};
-    let reps: usize = std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let reps: usize = env_number("BENCH_REPS").unwrap_or(20);
     let name = |k: CalibKernel| match k {
         CalibKernel::Baseline => "baseline",
         CalibKernel::Avx2 => "avx2",
@@ -424,9 +420,7 @@ fn bench_calib_cameras() {
             kernels.iter().map(|_| CalibScratch::default()).collect();
         let mut dl1 = Dl1Image::default();
         // BENCH_PIXELS=<n>: only the cameras with n pixels
-        let only: Option<usize> = std::env::var("BENCH_PIXELS")
-            .ok()
-            .and_then(|s| s.parse().ok());
+        let only: Option<usize> = env_number("BENCH_PIXELS");
         // the selected images, each with its telescope and calibration
         let images = || {
             events
